@@ -1,0 +1,1 @@
+"""Run folders -> pandas -> paper-style tables and figures (Tables 1-3, Figure 1)."""

@@ -1,0 +1,133 @@
+"""The fully resolved configuration of one training run (dumped as config.yaml in the run folder)."""
+import dataclasses
+from typing import Optional
+
+from roadmap.errors import ConfigError, closest, unknown
+from roadmap.losses import check_loss_spec
+from roadmap.presets import PRESETS, TRAINING_FIELDS
+from roadmap.schedules import Ramp
+
+
+@dataclasses.dataclass
+class RunConfig:
+    model: str = "toy_mlp"  # registered configuration (r3bench list)
+    model_args: dict = dataclasses.field(default_factory=dict)  # builder overrides: width, preset, ...
+    dataset: str = "25gaussians"  # registered data set
+    dataset_args: dict = dataclasses.field(default_factory=dict)  # data root, resolution, ...
+    preset: Optional[str] = None  # Table 9 row whose training hyperparameters fill unset fields
+    loss: Optional[str] = None  # gan | rpgan; None: the configuration's own objective
+    penalties: Optional[list] = None  # subset of [r1, r2]; None: the configuration's own
+    lazy_interval: Optional[int] = None  # penalty every k-th D step, weighted by k; None: the configuration's
+    gamma: Ramp = 1.0  # penalty weight (gamma/2 * ||grad||^2); [a, b] = cosine a -> b over the burn-in
+    lr: Ramp = 2e-4  # Adam learning rate for G and D (ramp allowed)
+    beta2: Ramp = 0.99  # Adam beta2 (ramp allowed); beta1 is 0 throughout (paper principle b)
+    ema_half_life_kimg: Ramp = 0.0  # G EMA half-life in kimg (ramp allowed); 0 = no averaging
+    burn_in_kimg: float = 0.0  # length of the ramps, in thousands of real images shown to D
+    duration_kimg: float = 256.0  # training length in thousands of real images shown to D
+    batch: int = 64  # minibatch per step (global, across all ranks)
+    tick_kimg: float = 8.0  # one metrics.jsonl line every this many kimg
+    checkpoint_ticks: int = 4  # write checkpoint.pt every this many ticks (and at the end)
+    seed: int = 0  # seeds weights, latents and data order; CPU runs are bitwise reproducible
+    device: str = "cpu"  # cpu | cuda | auto (cuda when available)
+    divergence_grad_norm: float = 1e4  # stop as `diverged` when mean ||grad_x D|| on fakes exceeds this
+    xflip: bool = False  # random horizontal flips of real images
+    eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+
+    def resolved_loss(self, model_loss: dict) -> dict:
+        """Loss selection with the configuration's defaults filled in where this run left None."""
+        return dict(
+            loss=self.loss if self.loss is not None else model_loss["loss"],
+            penalties=list(self.penalties if self.penalties is not None else model_loss["penalties"]),
+            lazy_interval=self.lazy_interval if self.lazy_interval is not None else model_loss.get("lazy_interval", 1),
+        )
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
+
+
+def _check_ramp(name: str, value, minimum: float, strictly_positive: bool = False) -> None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)) and len(value) != 2:
+        raise ConfigError(f"{name}: a ramp is [start, end], got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{name}: expected a number or [start, end], got {value!r}")
+        if v < minimum or (strictly_positive and v <= minimum):
+            relation = ">" if strictly_positive else ">="
+            raise ConfigError(f"{name}: must be {relation} {minimum}, got {value!r}")
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Check values that would otherwise fail deep inside a job; raise ConfigError naming the field."""
+    _check_ramp("gamma", config.gamma, 0.0)
+    _check_ramp("lr", config.lr, 0.0, strictly_positive=True)
+    _check_ramp("beta2", config.beta2, 0.0)
+    if any(v >= 1 for v in (config.beta2 if isinstance(config.beta2, (list, tuple)) else [config.beta2])):
+        raise ConfigError(f"beta2: must be < 1, got {config.beta2!r}")
+    _check_ramp("ema_half_life_kimg", config.ema_half_life_kimg, 0.0)
+    for name in ("duration_kimg", "tick_kimg", "divergence_grad_norm"):
+        _check_ramp(name, getattr(config, name), 0.0, strictly_positive=True)
+    _check_ramp("burn_in_kimg", config.burn_in_kimg, 0.0)
+    for name in ("batch", "checkpoint_ticks"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+    if config.device not in ("cpu", "cuda", "auto") and not str(config.device).startswith("cuda:"):
+        raise ConfigError(f"device: expected cpu, cuda or auto, got {config.device!r}")
+    if config.preset is not None and config.preset not in PRESETS:
+        raise unknown("preset", config.preset, PRESETS)
+    for name in ("model_args", "dataset_args"):
+        if not isinstance(getattr(config, name), dict):
+            raise ConfigError(f"{name}: expected a mapping, got {getattr(config, name)!r}")
+    if config.penalties is not None and not isinstance(config.penalties, (list, tuple)):
+        raise ConfigError(f"penalties: expected a list such as [r1, r2], got {config.penalties!r}")
+    check_loss_spec(
+        config.loss if config.loss is not None else "gan",
+        config.penalties or [],
+        config.lazy_interval if config.lazy_interval is not None else 1,
+    )
+    return config
+
+
+def set_dotted(target: dict, dotted_key: str, value) -> None:
+    """Set target['a']['b'] = value for 'a.b', creating mappings on the way."""
+    *parents, leaf = dotted_key.split(".")
+    for parent in parents:
+        child = target.setdefault(parent, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted_key}: {parent!r} is not a mapping")
+        target = child
+    target[leaf] = value
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Deep merge of nested mappings; override wins; dotted keys in override are expanded."""
+    merged = {key: (dict(value) if isinstance(value, dict) else value) for key, value in base.items()}
+    for key, value in override.items():
+        if "." in key:
+            head, rest = key.split(".", 1)
+            merged[head] = merge(merged.get(head) or {}, {rest: value})
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve(values: dict) -> RunConfig:
+    """Build a validated RunConfig: dataclass defaults < preset row < `values` (unknown keys rejected)."""
+    for key in values:
+        if key.split(".")[0] not in FIELDS:
+            raise ConfigError(f"unknown key {key!r}{closest(key.split('.')[0], FIELDS)}")
+    values = merge({}, values)
+    preset = values.get("preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise unknown("preset", preset, PRESETS)
+        values = merge({name: PRESETS[preset][name] for name in TRAINING_FIELDS}, values)
+    return validate(RunConfig(**values))
+
+
+def to_dict(config: RunConfig) -> dict:
+    return dataclasses.asdict(config)

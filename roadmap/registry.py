@@ -1,0 +1,130 @@
+"""Registry of configurations (Table 2 rows and the small test-bed networks) and of data sets.
+
+A configuration is a builder function registered with ``@register_model``, keyed by the
+function's name (timm's convention). It returns a ``ModelPair``: generator, discriminator and
+the loss the configuration was defined with. Data sets register under an explicit name
+(``25gaussians`` is not a Python identifier) and return a ``DataSource``.
+"""
+import dataclasses
+import importlib
+from typing import Callable, Optional, Protocol
+
+import torch
+from torch import nn
+
+from roadmap.errors import unknown
+
+# Modules whose import registers configurations and data sets; imported lazily on first lookup
+# so that `import roadmap` stays cheap and plug-in packages may import the registry itself.
+REGISTERING_MODULES = (
+    "roadmap.configs",
+    "roadmap.images",
+    "toy2d.models",
+    "toy2d.data",
+    "stackedmnist.data",
+    "stackedmnist.models",
+)
+
+_model_builders: dict[str, Callable[..., "ModelPair"]] = {}
+_dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
+_loaded = False
+
+
+@dataclasses.dataclass
+class ModelPair:
+    """What a configuration builds: G(z, labels) -> samples and D(x, labels) -> logits [N]."""
+
+    generator: nn.Module  # (z [N, latent_dim], labels [N] or None) -> samples [N, *data_shape]
+    discriminator: nn.Module  # (samples [N, *data_shape], labels [N] or None) -> logits [N]
+    latent_dim: int  # size of z
+    loss: dict  # the configuration's objective: {"loss": ..., "penalties": [...], "lazy_interval": k}
+    description: str = ""  # one line for `r3bench list`
+    # Extra per-sample G regularizer (Config A's path length penalty): (G, z, labels) -> [N],
+    # already weighted; applied on every `generator_penalty_interval`-th G step, scaled by it.
+    generator_penalty: Optional[Callable] = None
+    generator_penalty_interval: int = 1
+
+
+class DataSource(Protocol):
+    """A data set as the trainer sees it: an endless sampler plus its own evaluation.
+
+    Sampling is on the CPU and driven by the caller's torch.Generator, so a run is reproducible
+    and resumable from the generator state alone.
+    """
+
+    name: str
+    shape: tuple  # shape of one sample, e.g. (2,) or (3, 32, 32)
+    num_classes: int  # 0 for unconditional data
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple:
+        """Return (samples [batch_size, *shape] float32, labels [batch_size] int64 or None)."""
+
+    def evaluate(self, generate: Callable[[int], torch.Tensor]) -> dict:
+        """Score a generator (generate(n) -> samples [n, *shape]); returns flat float/int metrics."""
+
+    def save_samples(self, samples: torch.Tensor, path) -> None:
+        """Write a picture of generated samples (scatter plot or image grid) to `path`."""
+
+
+def register_model(fn: Callable[..., ModelPair]) -> Callable[..., ModelPair]:
+    """Register a configuration builder under its function name."""
+    if fn.__name__ in _model_builders:
+        raise ValueError(f"configuration {fn.__name__!r} registered twice")
+    _model_builders[fn.__name__] = fn
+    return fn
+
+
+def register_dataset(name: str):
+    """Register a data-set builder under `name` (decorator factory)."""
+
+    def decorate(fn: Callable[..., DataSource]) -> Callable[..., DataSource]:
+        if name in _dataset_builders:
+            raise ValueError(f"data set {name!r} registered twice")
+        _dataset_builders[name] = fn
+        return fn
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in REGISTERING_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as error:
+                if error.name != module:  # a real import error inside an existing module
+                    raise
+
+
+def list_models() -> list[str]:
+    _load_all()
+    return sorted(_model_builders)
+
+
+def list_datasets() -> list[str]:
+    _load_all()
+    return sorted(_dataset_builders)
+
+
+def create_model(name: str, **overrides) -> ModelPair:
+    """Build configuration `name`; keyword overrides win over the builder's defaults."""
+    _load_all()
+    if name not in _model_builders:
+        raise unknown("configuration", name, _model_builders)
+    return _model_builders[name](**overrides)
+
+
+def create_dataset(name: str, **options) -> DataSource:
+    """Build data set `name` with builder options (data root, resolution, ...)."""
+    _load_all()
+    if name not in _dataset_builders:
+        raise unknown("data set", name, _dataset_builders)
+    return _dataset_builders[name](**options)
+
+
+def model_builder(name: str) -> Optional[Callable[..., ModelPair]]:
+    """The registered builder itself (for docs and `r3bench list`), or None."""
+    _load_all()
+    return _model_builders.get(name)

@@ -1,0 +1,1 @@
+"""Experiment files -> run specs -> jobs through submitit (local, debug, slurm)."""

@@ -1,0 +1,55 @@
+"""The `r3bench` command line (DESIGN.md, command-line contract): one sub-command per task.
+
+Each package contributes its sub-commands through a `register(subparsers)` function in its
+`commands` module; user mistakes (ConfigError) print one line and exit 2, no traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from roadmap.errors import ConfigError
+
+COMMAND_MODULES = (
+    "runners.commands",
+    "toy2d.commands",
+    "roadmap.commands",
+    "stackedmnist.commands",
+    "reports.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r3bench", description="Reproduce the R3GAN roadmap, step by step.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as error:
+        print(f"r3bench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"r3bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""`r3bench list`, `run` and `status`: experiments from YAML to finished run folders (DESIGN.md)."""
+import json
+import os
+import sys
+from pathlib import Path
+
+from roadmap.errors import ConfigError
+
+DEFAULT_RESULTS = "results"
+
+
+def results_root(args) -> Path:
+    return Path(args.out or os.environ.get("R3BENCH_RESULTS") or DEFAULT_RESULTS)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("list", help="configurations, presets, data sets and experiments")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=run_list)
+
+    parser = subparsers.add_parser("run", help="run an experiment (bundled name or YAML path)")
+    parser.add_argument("experiment", help="bundled experiment name (r3bench list) or a YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted-key overrides applied to every run")
+    parser.add_argument("--executor", choices=("local", "debug", "slurm"), default=None, help="default: local")
+    parser.add_argument("--out", default=None, help=f"results root (default: $R3BENCH_RESULTS or ./{DEFAULT_RESULTS})")
+    parser.add_argument("--preset", default=None, help="experiment preset, e.g. cpu or paper (default: the file's default_preset)")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs and resources, run nothing")
+    parser.add_argument("--force", action="store_true", help="re-run completed and diverged runs from scratch")
+    parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress bars")
+    parser.set_defaults(handler=run_experiment)
+
+    parser = subparsers.add_parser("status", help="state and progress of each run of an experiment")
+    parser.add_argument("experiment")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=run_status)
+
+
+def run_list(args) -> int:
+    from roadmap.presets import PRESETS
+    from roadmap.registry import create_model, list_datasets, list_models, model_builder
+    from runners.experiment import bundled_experiments, load_experiment
+
+    models = {}
+    for name in list_models():
+        doc = (model_builder(name).__doc__ or "").strip().splitlines()
+        models[name] = doc[0] if doc else ""
+    experiments = {name: load_experiment(name).description for name in bundled_experiments()}
+    listing = dict(configurations=models, presets=list(PRESETS), datasets=list_datasets(), experiments=experiments)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print("configurations (r3bench params --config NAME --preset P):")
+    for name, line in models.items():
+        print(f"  {name:<14} {line}")
+    print("presets (Table 9):", ", ".join(PRESETS))
+    print("data sets:", ", ".join(listing["datasets"]))
+    print("experiments (r3bench run NAME):")
+    for name, line in experiments.items():
+        print(f"  {name:<16} {line}")
+    return 0
+
+
+def _plan(args):
+    from runners.experiment import check_resources, expand, load_experiment, parse_overrides
+
+    experiment = load_experiment(args.experiment)
+    overrides = parse_overrides(args.overrides)
+    resources = dict(experiment.resources)
+    if getattr(args, "max_parallel", None) is not None:
+        resources["max_parallel"] = args.max_parallel
+    check_resources(resources)
+    root = results_root(args)
+    specs = expand(experiment, root, preset=args.preset, overrides=overrides)
+    return experiment, specs, resources, root
+
+
+def run_experiment(args) -> int:
+    from runners.experiment import analyses_of
+    from runners.launch import launch, run_state
+    from runners.summary import print_summary
+
+    experiment, specs, resources, root = _plan(args)
+    executor = args.executor or "local"
+    if args.dry_run:
+        print(f"experiment {experiment.name}: {len(specs)} runs, executor {executor}, resources {resources}")
+        for spec in specs:
+            state, kimg = run_state(spec.run_dir)
+            c = spec.config
+            print(f"  {spec.experiment}/{spec.name}  [{state}]  model={c.model} dataset={c.dataset} "
+                  f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch}")
+        for name, options, folder in analyses_of(experiment, root):
+            print(f"  analysis {name} {options} -> {folder}")
+        return 0
+    for name, options, folder in analyses_of(experiment, root):
+        _run_analysis(name, options, folder)
+    outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty())
+    if outcome["skipped"]:
+        print(f"{outcome['skipped']} runs already finished (use --force to re-run them)")
+    for problem in outcome["problems"]:
+        print(f"warning: {problem}", file=sys.stderr)
+    print_summary(specs)
+    states = [run_state(spec.run_dir)[0] for spec in specs]
+    return 1 if outcome["problems"] or "failed" in states or "running" in states else 0
+
+
+def _run_analysis(name: str, options: dict, folder: Path) -> None:
+    if name == "dirac":
+        from toy2d.commands import write_analysis
+
+        write_analysis(options["gamma"], folder)
+        print(f"dirac analysis (gamma {options['gamma']:g}) -> {folder}")
+
+
+def run_status(args) -> int:
+    from runners.launch import run_state
+
+    _, specs, _, _ = _plan(args)
+    rows = []
+    for spec in specs:
+        state, kimg = run_state(spec.run_dir)
+        job_id = _job_id(spec.run_dir)
+        rows.append(dict(run=f"{spec.experiment}/{spec.name}", state=state, kimg=kimg,
+                         duration_kimg=spec.config.duration_kimg, job_id=job_id))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(row["run"]) for row in rows) if rows else 10
+    print(f"{'run':<{width}}  {'state':<10} {'kimg':>14}  job")
+    for row in rows:
+        print(f"{row['run']:<{width}}  {row['state']:<10} {row['kimg']:>6.1f}/{row['duration_kimg']:<7g}  {row['job_id'] or '-'}")
+    counts = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    return 0
+
+
+def _job_id(run_dir: Path):
+    path = run_dir / "job.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text()).get("job_id")
+        except (OSError, ValueError):
+            return None
+    return None

@@ -1,0 +1,58 @@
+"""The table printed at the end of `r3bench run`: metrics per variant, mean and spread over seeds."""
+import math
+from collections import defaultdict
+
+from roadmap import files
+
+VARIANT_FIELDS = ("model", "dataset", "loss", "penalties", "lazy_interval")
+SHOWN_METRICS = ("modes", "modes_strict", "hq_fraction", "kl", "support_distance", "coverage", "fd_mnist_classifier", "fid")
+
+
+def _mean_spread(values) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3g}"
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3g}±{spread:.2g}"
+
+
+def summarize(specs) -> list:
+    """One row per variant (runs differing only in seed): counts by state and metric mean±std."""
+    groups = defaultdict(list)
+    for spec in specs:
+        key = (spec.experiment,) + tuple(str(getattr(spec.config, field)) for field in VARIANT_FIELDS)
+        groups[key].append(spec)
+    rows = []
+    for key, members in groups.items():
+        summaries = []
+        for spec in members:
+            path = spec.run_dir / "summary.json"
+            try:
+                summaries.append(files.read_json(path) if path.exists() else dict(status="running"))
+            except (OSError, ValueError):
+                summaries.append(dict(status="failed"))
+        row = dict(zip(("experiment",) + VARIANT_FIELDS, key))
+        row["diverged"] = f"{sum(s['status'] == 'diverged' for s in summaries)}/{len(summaries)}"
+        row["failed"] = sum(s["status"] in ("failed", "running") for s in summaries)
+        completed = [s["metrics"] for s in summaries if s["status"] == "completed"]
+        for metric in SHOWN_METRICS:
+            if any(metric in m for m in completed):
+                row[metric] = _mean_spread([m.get(metric) for m in completed])
+        rows.append(row)
+    return rows
+
+
+def print_summary(specs) -> None:
+    rows = summarize(specs)
+    if not rows:
+        return
+    columns = ["experiment", *VARIANT_FIELDS, "diverged"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
+    columns = [c for c in columns if len({str(r.get(c)) for r in rows}) > 1 or c in ("diverged", "experiment") or c in SHOWN_METRICS]
+    widths = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in rows)) for c in columns}
+    print("\nsummary (mean±std over seeds; diverged = diverged/total):")
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "-")).ljust(widths[c]) for c in columns))

@@ -1,0 +1,52 @@
+"""`r3bench dirac`: DiracGAN/DiracRpGAN Jacobian eigenvalues and phase portraits (paper Appendix B)."""
+import json
+import math
+from pathlib import Path
+
+from roadmap.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("dirac", help="DiracGAN/DiracRpGAN eigenvalues at the equilibrium (Appendix B)")
+    parser.add_argument("--gamma", type=float, default=1.0, help="penalty weight gamma (>= 0)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plot", metavar="DIR", help="also write phase portraits (PNG) into DIR")
+    parser.set_defaults(handler=run_dirac)
+
+
+def write_analysis(gamma: float, out_dir) -> dict:
+    """dirac.json and the phase portraits (no penalty vs R1, for both losses) into out_dir."""
+    import matplotlib.pyplot as plt
+
+    from roadmap import files
+    from toy2d.dirac import analyse, plot_phase_portrait
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = analyse(gamma)
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    for ax, (loss, penalty) in zip(axes, [("gan", "none"), ("gan", "r1"), ("rpgan", "none"), ("rpgan", "r1+r2")]):
+        plot_phase_portrait(max(gamma, 0.5) if penalty != "none" else gamma, loss, penalty, ax=ax)
+    fig.tight_layout()
+    for suffix in ("png", "pdf"):
+        fig.savefig(out_dir / f"phase_portraits.{suffix}", dpi=120)
+    plt.close(fig)
+    files.write_json(out_dir / "dirac.json", result)
+    return result
+
+
+def run_dirac(args) -> int:
+    from toy2d.dirac import analyse
+
+    if not math.isfinite(args.gamma) or args.gamma < 0:
+        raise ConfigError(f"--gamma: must be a finite number >= 0, got {args.gamma}")
+    result = write_analysis(args.gamma, args.plot) if args.plot else analyse(args.gamma)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"DiracGAN Jacobian eigenvalues at (theta, psi) = (0, 0), gamma = {args.gamma:g}")
+    print(f"{'loss':<6} {'penalty':<7} {'measured (autograd)':<40} closed form")
+    for row in result["results"]:
+        fmt = lambda pairs: ", ".join(f"{re:+.4f}{im:+.4f}i" for re, im in pairs)  # noqa: E731
+        print(f"{row['loss']:<6} {row['penalty']:<7} {fmt(row['eigenvalues']):<40} {fmt(row['closed_form'])}")
+    return 0
