@@ -27,8 +27,12 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def write_bytes(path, data: bytes) -> None:
+    _atomic(path, lambda stream: stream.write(data))
+
+
 def write_text(path, text: str) -> None:
-    _atomic(path, lambda stream: stream.write(text.encode()))
+    write_bytes(path, text.encode())
 
 
 def write_json(path, data) -> None:

@@ -180,17 +180,19 @@ def parse_overrides(items) -> dict:
 def expand(experiment: Experiment, results_root, preset: Optional[str] = None, overrides: Optional[dict] = None,
            prefix: str = "") -> list[RunSpec]:
     """Every run of the experiment (and of its includes), resolved and validated; nothing is written."""
-    overrides = dict(overrides or {})
+    original_overrides = dict(overrides or {})
+    overrides = dict(original_overrides)
     chosen = preset if preset is not None else experiment.default_preset
     if chosen is not None and chosen not in experiment.presets:
         if preset is not None and not prefix:  # the user's choice must exist at the top level
             raise unknown(f"preset of experiment {experiment.name!r}:", chosen, experiment.presets)
         chosen = experiment.default_preset
     grid = dict(experiment.grid)
-    seeds = list(experiment.seeds)
-    if "seeds" in overrides:
+    seeds = list(experiment.seeds)  # empty: the experiment only gathers its includes
+    if "seeds" in overrides and seeds:
         seeds = overrides.pop("seeds")
         seeds = seeds if isinstance(seeds, list) else [seeds]
+    overrides.pop("seeds", None)
     base_overrides = {}
     for key, value in overrides.items():
         if key in grid:
@@ -212,7 +214,7 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             specs.append(RunSpec(where, name, config, Path(results_root) / where / name))
     for included in experiment.include:
         child = load_experiment(included)
-        specs += expand(child, results_root, preset, overrides, prefix=f"{where}/")
+        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/")
     _check_models_and_data(specs)
     names = [spec.run_dir for spec in specs]
     if len(set(names)) != len(names):

@@ -1,0 +1,201 @@
+"""`build_report`: every table and figure the results have data for, an index report.md and a self-contained report.html.
+
+Layout of the output folder: tables/<name>.md and .tex, figures/<name>.png and .pdf,
+report.md (links + provenance) and report.html (figures embedded as base64). Missing data
+never raises: an empty results folder, a corrupt summary.json or an absent figure input
+becomes a sentence in the report.
+"""
+import base64
+import datetime
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports import figures
+from reports.collect import TOY_DATASETS, Results, collect
+from reports.tables import (
+    all_tables,
+    provenance_table,
+    render_html,
+    render_latex,
+    render_markdown,
+    slug,
+    table1_groups,
+    table1_mask,
+)
+from roadmap import files
+from roadmap.errors import ConfigError
+
+STATUSES = ("completed", "diverged", "failed", "running", "unreadable")
+MAX_DIRAC_GAMMAS = 4  # phase-portrait figures per report (each takes a few seconds)
+
+
+def _by_experiment(runs: pd.DataFrame, mask) -> list:
+    selected = runs[mask] if len(runs) else runs
+    experiments = sorted(selected["experiment"].astype(str).unique()) if len(selected) else []
+    return [(experiment, selected[selected["experiment"].astype(str) == experiment]) for experiment in experiments]
+
+
+def _name(base: str, experiment: str, count: int) -> str:
+    return base if count == 1 else f"{base}-{slug(experiment)}"
+
+
+def _first_samples(runs: pd.DataFrame):
+    """samples/final.png of the lowest-seed run that has one, else None."""
+    with_samples = runs[runs["samples_png"].notna()] if "samples_png" in runs else runs.iloc[0:0]
+    if not len(with_samples):
+        return None
+    return with_samples.sort_values("seed", key=lambda s: pd.to_numeric(s, errors="coerce")).iloc[0]["samples_png"]
+
+
+def _loss_label(run_group: dict) -> str:
+    lazy = str(run_group.get("lazy_interval"))
+    return f"{run_group.get('loss')} + {run_group.get('penalties')}" + (f", lazy {lazy}" if lazy not in ("1", "None", "nan") else "")
+
+
+def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
+    """Write every figure with data; return ([(name, title)], [notes on skipped figures])."""
+    made, notes = [], []
+    runs, ticks = results.runs, results.ticks
+    figure_dir = out_dir / "figures"
+
+    def save(result, name, title):
+        figures.save_figure(result[0], figure_dir, name)
+        made.append((name, title))
+
+    # Figure 1 and the gradient norms: Table 1 runs.
+    groups_by_experiment = _by_experiment(runs, table1_mask(runs))
+    for experiment, part in groups_by_experiment:
+        groups = table1_groups(part)
+        if not groups:
+            continue
+        suffix = "" if len(groups_by_experiment) == 1 else f" ({experiment})"
+        save(figures.plot_generator_loss(ticks, groups, title=f"G loss{suffix}"),
+             _name("figure1", experiment, len(groups_by_experiment)), f"Figure 1: G loss over kimg{suffix}")
+        save(figures.plot_gradient_norms(ticks, groups, title=f"D input-gradient norm{suffix}"),
+             _name("grad-norms", experiment, len(groups_by_experiment)), f"D input-gradient norm, real vs fake{suffix}")
+
+    # Toy 2-D sample grids: data set x loss.
+    toy = _by_experiment(runs, runs["dataset"].isin(TOY_DATASETS) if len(runs) else [])
+    for experiment, part in toy:
+        entries = []
+        for keys, group in part.groupby(["dataset", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
+            label = _loss_label(dict(zip(["dataset", "loss", "penalties", "lazy_interval"], keys)))
+            entries.append((str(keys[0]), label, _first_samples(group)))
+        if not any(path for _, _, path in entries):
+            notes.append(f"Toy sample grid ({experiment}): no run saved samples/final.png.")
+            continue
+        save(figures.plot_image_grid(entries, title=f"2-D toy samples over the data ({experiment})"),
+             _name("toy-samples", experiment, len(toy)), f"2-D toy samples, data set x loss ({experiment})")
+
+    # Stacked MNIST sample grids and mode histograms.
+    mnist = _by_experiment(runs, runs["dataset"].eq("stackedmnist") if len(runs) else [])
+    for experiment, part in mnist:
+        entries = []
+        for keys, group in part.groupby(["model", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
+            label = f"{keys[0]}: " + _loss_label(dict(zip(["model", "loss", "penalties", "lazy_interval"], keys)))
+            entries.append((experiment, label, _first_samples(group)))
+        if any(path for _, _, path in entries):
+            save(figures.plot_image_grid(entries, title=f"Stacked MNIST samples ({experiment})"),
+                 _name("stackedmnist-samples", experiment, len(mnist)), f"Stacked MNIST samples ({experiment})")
+        else:
+            notes.append(f"Stacked MNIST sample grid ({experiment}): no run saved samples/final.png.")
+        histograms = []
+        for _, run in part[part["modes_npy"].notna()].sort_values("run").iterrows():
+            try:
+                histograms.append((f"{run['run']}", figures.mode_counts(np.load(run["modes_npy"]))))
+            except Exception as error:  # unreadable file: say so, keep going
+                notes.append(f"Mode histogram: {run['modes_npy']} unreadable ({type(error).__name__}).")
+        if histograms:
+            save(figures.plot_mode_histogram(histograms[:6], title=f"Stacked MNIST mode histogram ({experiment})"),
+                 _name("mode-histogram", experiment, len(mnist)), f"Stacked MNIST mode histogram ({experiment})")
+        else:
+            notes.append(f"Mode histogram ({experiment}): no run saved samples/modes.npy.")
+
+    # DiracGAN phase portraits.
+    gammas = sorted({float(entry.get("gamma", 1.0)) for entry in results.dirac})
+    if gammas:
+        try:
+            for gamma in gammas[:MAX_DIRAC_GAMMAS]:
+                save(figures.plot_dirac_portraits(gamma, steps=portrait_steps), f"dirac-gamma{gamma:g}",
+                     f"DiracGAN / DiracRpGAN phase portraits, gamma = {gamma:g}")
+        except ImportError as error:
+            notes.append(f"DiracGAN phase portraits skipped: toy2d.dirac.plot_phase_portrait unavailable ({error}).")
+    return made, notes
+
+
+def _status_line(runs: pd.DataFrame) -> str:
+    if not len(runs):
+        return "No run folders (folders holding config.yaml) were found."
+    counts = runs["status"].value_counts()
+    parts = [f"{int(counts[s])} {s}" for s in STATUSES if s in counts]
+    parts += [f"{int(n)} {s}" for s, n in counts.items() if s not in STATUSES]
+    return f"{len(runs)} run(s): " + ", ".join(parts) + "."
+
+
+def _problem_lines(results: Results) -> list:
+    return [f"`{path}`: {reason}" for path, reason in results.problems]
+
+
+def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
+    """Write tables, figures, report.md and report.html for every run under results_dir; return report.md."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ConfigError(f"RESULTS_DIR: {results_dir} is not a folder")
+    out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
+    results = collect(results_dir)
+    tables = all_tables(results)
+    for table in tables:
+        files.write_text(out_dir / "tables" / f"{table.name}.md", render_markdown(table))
+        files.write_text(out_dir / "tables" / f"{table.name}.tex", render_latex(table))
+    made, figure_notes = _figures(results, out_dir, portrait_steps)
+    provenance = provenance_table(results.runs)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    # report.md
+    md = ["# r3bench report", "", f"Results folder: `{results_dir}`; built {stamp}.", "", _status_line(results.runs), ""]
+    if results.problems:
+        md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
+        md += [f"- {line}" for line in _problem_lines(results)] + [""]
+    md += ["## Tables", ""]
+    if not tables:
+        md += ["No table has data yet.", ""]
+    for table in tables:
+        md += [f"### Table `{table.name}`", "", f"[Markdown](tables/{table.name}.md) · [LaTeX](tables/{table.name}.tex)", "",
+               render_markdown(table)]
+    md += ["## Figures", ""]
+    if not made:
+        md += ["No figure has data yet.", ""]
+    for name, title in made:
+        md += [f"### {title}", "", f"![{title}](figures/{name}.png)", "", f"[PDF](figures/{name}.pdf)", ""]
+    md += [f"- {note}" for note in figure_notes] + ([""] if figure_notes else [])
+    if provenance is not None:
+        md += ["## Provenance", "", render_markdown(provenance)]
+    report_md = out_dir / "report.md"
+    files.write_text(report_md, "\n".join(md).rstrip() + "\n")
+
+    # report.html: the same content, figures embedded.
+    body = [f"<h1>r3bench report</h1><p>Results folder: <code>{html.escape(str(results_dir))}</code>; built {stamp}.</p>",
+            f"<p>{html.escape(_status_line(results.runs))}</p>"]
+    if results.problems:
+        body.append("<h2>Problems</h2><ul>" + "".join(
+            f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in results.problems) + "</ul>")
+    body.append("<h2>Tables</h2>" + ("" if tables else "<p>No table has data yet.</p>"))
+    body += [render_html(table) for table in tables]
+    body.append("<h2>Figures</h2>" + ("" if made else "<p>No figure has data yet.</p>"))
+    for name, title in made:
+        data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
+        body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    body += [f'<p class="note">{html.escape(note)}</p>' for note in figure_notes]
+    if provenance is not None:
+        body += ["<h2>Provenance</h2>", render_html(provenance)]
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border-top:1px solid #ccc;padding:2px 8px;text-align:right}"
+             "td:first-child,th:first-child{text-align:left}caption{font-weight:bold;text-align:left}"
+             "img{max-width:100%}.note{font-size:85%;color:#444;margin:0.2em 0}")
+    files.write_text(out_dir / "report.html", "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>r3bench report</title>"
+                     f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return report_md

@@ -1,0 +1,161 @@
+"""Read every run folder under a results directory into pandas (DESIGN.md, run-folder format).
+
+A run folder is any folder holding config.yaml, at any depth; its experiment is the path from
+the results directory to the folder's parent. One row per run (flattened config, status, final
+metrics as `metric.*`, provenance) and one long table of ticks from metrics.jsonl. Whatever
+cannot be read becomes a line in `problems` (path, reason) instead of an exception, so that a
+report can always be written.
+"""
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from roadmap import files
+
+TOY_DATASETS = ("25gaussians", "ring8", "circle", "line")
+# Summary keys copied into the run row (the config's own `device` field becomes `device_requested`).
+SUMMARY_KEYS = ("reason", "kimg", "diverged_kimg", "wall_seconds", "device", "git_commit", "config_hash", "torch")
+
+
+@dataclasses.dataclass
+class Results:
+    """Everything a report is built from."""
+
+    results_dir: Path
+    runs: pd.DataFrame  # one row per run folder
+    ticks: pd.DataFrame  # one row per metrics.jsonl line: run_dir, experiment, run + the tick's keys
+    problems: list  # [(path relative to results_dir, reason)]
+    dirac: list  # dirac.json contents, each with an added "experiment" key
+    real: dict  # experiment -> {"modes", "kl", "n"} from <experiment>/real/eval.json
+
+
+def _flat_value(key: str, value):
+    """Make a config value hashable and readable: penalties -> 'r1+r2', ramps -> '1->0.1'."""
+    if key == "penalties" and isinstance(value, (list, tuple)):
+        return "+".join(sorted(str(v) for v in value)) or "none"
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return "->".join(f"{v:g}" for v in value)
+        return "+".join(str(v) for v in value)
+    return value
+
+
+def flatten_config(config: dict, prefix: str = "") -> dict:
+    """Nested config mapping -> {dotted key: hashable value}."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, name + "."))
+        else:
+            flat[name] = _flat_value(name, value)
+    if not prefix and "device" in flat:
+        flat["device_requested"] = flat.pop("device")
+    return flat
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() or "."
+
+
+def _read_run(run_dir: Path, root: Path, problems: list):
+    """(row dict, tick rows) of one run folder, or (None, []) when its config is unreadable."""
+    name = _relative(run_dir, root)
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        if not isinstance(config, dict):
+            raise ValueError("config.yaml is not a mapping")
+    except Exception as error:  # a broken run folder is reported, never fatal
+        problems.append((name, f"config.yaml unreadable ({type(error).__name__}: {error})"))
+        return None, []
+    experiment = _relative(run_dir.parent, root) if run_dir != root else "."
+    row = dict(flatten_config(config), run_dir=str(run_dir), experiment=experiment, run=run_dir.name)
+    try:
+        ticks = files.read_jsonl(run_dir / "metrics.jsonl")
+    except Exception as error:
+        problems.append((name, f"metrics.jsonl unreadable ({type(error).__name__}: {error})"))
+        ticks = []
+    ticks = [dict(tick, run_dir=str(run_dir), experiment=experiment, run=run_dir.name) for tick in ticks if isinstance(tick, dict)]
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        row.update(status="running", kimg=ticks[-1].get("kimg") if ticks else 0.0)
+    else:
+        try:
+            summary = files.read_json(summary_path)
+            if not isinstance(summary, dict):
+                raise ValueError("not a JSON object")
+        except Exception as error:
+            problems.append((name, f"summary.json unreadable ({type(error).__name__}: {error})"))
+            row.update(status="unreadable", reason="summary.json unreadable")
+        else:
+            row["status"] = summary.get("status", "failed")
+            row.update({key: summary.get(key) for key in SUMMARY_KEYS})
+            for key, value in (summary.get("metrics") or {}).items():
+                row[f"metric.{key}"] = value
+    samples = run_dir / "samples"
+    row["samples_png"] = str(samples / "final.png") if (samples / "final.png").exists() else None
+    row["modes_npy"] = str(samples / "modes.npy") if (samples / "modes.npy").exists() else None
+    return row, ticks
+
+
+def _read_analyses(root: Path, problems: list) -> tuple:
+    dirac, real = [], {}
+    for path in sorted(root.rglob("dirac.json")):
+        experiment = _relative(path.parent.parent, root) if path.parent != root else "."
+        try:
+            content = files.read_json(path)
+            for entry in content if isinstance(content, list) else [content]:
+                if not isinstance(entry, dict) or "results" not in entry:
+                    raise ValueError("expected {'gamma': G, 'results': [...]}")
+                dirac.append(dict(entry, experiment=experiment))
+        except Exception as error:
+            problems.append((_relative(path, root), f"unreadable ({type(error).__name__}: {error})"))
+    for path in sorted(root.rglob("real/eval.json")):
+        try:
+            content = files.read_json(path)
+            if not isinstance(content, dict):
+                raise ValueError("not a JSON object")
+            real[_relative(path.parent.parent, root) if path.parent != root else "."] = content
+        except Exception as error:
+            problems.append((_relative(path, root), f"unreadable ({type(error).__name__}: {error})"))
+    return dirac, real
+
+
+def collect(results_dir) -> Results:
+    """Read every run folder and analysis under `results_dir` (which must exist)."""
+    root = Path(results_dir)
+    problems, rows, ticks = [], [], []
+    for config_path in sorted(root.rglob("config.yaml")):
+        row, run_ticks = _read_run(config_path.parent, root, problems)
+        if row is not None:
+            rows.append(row)
+            ticks.extend(run_ticks)
+    dirac, real = _read_analyses(root, problems)
+    runs = pd.DataFrame(rows, columns=None if rows else ["run_dir", "experiment", "run", "status"])
+    for column in ("seed", "loss", "penalties", "lazy_interval", "model", "dataset", "reason", "kimg", "wall_seconds",
+                   "device", "git_commit", "config_hash", "diverged_kimg"):
+        if column not in runs:
+            runs[column] = None
+    tick_frame = pd.DataFrame(ticks, columns=None if ticks else ["run_dir", "experiment", "run", "tick", "kimg"])
+    return Results(root, runs, tick_frame, problems, dirac, real)
+
+
+def metric_values(runs: pd.DataFrame, key: str) -> list:
+    """Finite-or-inf float values of metric `key` in `runs` (None/NaN dropped)."""
+    column = f"metric.{key}"
+    if column not in runs:
+        return []
+    values = []
+    for value in runs[column]:
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(value):
+            values.append(value)
+    return values

@@ -1,0 +1,172 @@
+"""Report figures: Figure 1 (G loss, log scale), D input-gradient norms, sample grids, mode histogram, DiracGAN.
+
+Every plot function returns (fig, ax) and never shows; `save_figure` writes PNG and PDF
+atomically and closes the figure. One style for all (seaborn "paper" context, colorblind palette).
+"""
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from roadmap.files import write_bytes  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind")
+STYLE = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("paper"),
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "font.size": 9,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "figure.dpi": 110,
+}
+SEED_LINE = dict(lw=0.8, alpha=0.7)  # one thin line per seed
+DIVERGED_MARKER = dict(marker="X", s=40, edgecolor="black", linewidth=0.5, zorder=5)
+
+
+def _figure(*args, **kwargs):
+    with matplotlib.rc_context(STYLE):
+        return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, out_dir, name: str) -> list:
+    """Write `name`.png and `name`.pdf into out_dir atomically; close the figure; return the paths."""
+    paths = []
+    with matplotlib.rc_context(STYLE):
+        fig.tight_layout()
+        for suffix in ("png", "pdf"):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
+            path = Path(out_dir) / f"{name}.{suffix}"
+            write_bytes(path, buffer.getvalue())
+            paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _run_ticks(ticks: pd.DataFrame, run_dir: str) -> pd.DataFrame:
+    if not len(ticks) or "run_dir" not in ticks:
+        return ticks.iloc[0:0]
+    return ticks[ticks["run_dir"] == run_dir].sort_values("kimg")
+
+
+def _finite(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    if column not in frame:
+        return frame.iloc[0:0]
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return frame[np.isfinite(values) & (values > 0)].assign(**{column: values})
+
+
+def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)"):
+    """G loss over kimg on a log scale: one colour per group [(label, runs DataFrame)], a thin line per
+    seed, an X where a run diverged (its last finite tick). Returns (fig, ax)."""
+    fig, ax = _figure(figsize=(4.8, 3.2))
+    for index, (label, runs) in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        for seed_index, (_, run) in enumerate(runs.iterrows()):
+            frame = _finite(_run_ticks(ticks, run["run_dir"]), "loss_G")
+            if not len(frame):
+                continue
+            ax.plot(frame["kimg"], frame["loss_G"], color=color, label=label if seed_index == 0 else None, **SEED_LINE)
+            if run.get("status") == "diverged":
+                ax.scatter(frame["kimg"].iloc[-1:], frame["loss_G"].iloc[-1:], color=color, **DIVERGED_MARKER)
+    ax.set(yscale="log", xlabel="kimg", ylabel="G loss", title=title)
+    ax.scatter([], [], color="white", label="diverged", **DIVERGED_MARKER)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig, ax
+
+
+def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input-gradient norm"):
+    """Mean ||grad_x D|| on real (solid) and fake (dashed) samples over kimg, log scale; returns (fig, ax)."""
+    fig, ax = _figure(figsize=(4.8, 3.2))
+    for index, (label, runs) in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        for seed_index, (_, run) in enumerate(runs.iterrows()):
+            frame = _run_ticks(ticks, run["run_dir"])
+            for column, style in (("grad_norm_real", "-"), ("grad_norm_fake", "--")):
+                part = _finite(frame, column)
+                if len(part):
+                    ax.plot(part["kimg"], part[column], style, color=color,
+                            label=label if seed_index == 0 and column == "grad_norm_real" else None, **SEED_LINE)
+            fake = _finite(frame, "grad_norm_fake")
+            if run.get("status") == "diverged" and len(fake):
+                ax.scatter(fake["kimg"].iloc[-1:], fake["grad_norm_fake"].iloc[-1:], color=color, **DIVERGED_MARKER)
+    ax.plot([], [], "-", color="0.3", label="real")
+    ax.plot([], [], "--", color="0.3", label="fake")
+    ax.set(yscale="log", xlabel="kimg", ylabel=r"mean $\|\nabla_x D\|$", title=title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig, ax
+
+
+def plot_image_grid(entries: list, title: str = ""):
+    """Tile images [(row label, column label, PNG path or None)] in a rows x columns grid; returns (fig, axes).
+
+    A missing image shows as an empty panel saying so (e.g. a diverged run saves no samples).
+    """
+    row_labels = list(dict.fromkeys(r for r, _, _ in entries))
+    column_labels = list(dict.fromkeys(c for _, c, _ in entries))
+    images = {(r, c): path for r, c, path in entries}
+    fig, axes = _figure(len(row_labels), len(column_labels), squeeze=False,
+                        figsize=(2.4 * len(column_labels), 2.4 * len(row_labels) + 0.4))
+    for i, row in enumerate(row_labels):
+        for j, column in enumerate(column_labels):
+            ax = axes[i, j]
+            path = images.get((row, column))
+            if path:
+                ax.imshow(plt.imread(path))
+            else:
+                ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, color="0.5")
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if i == 0:
+                ax.set_title(column, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(row, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def mode_counts(modes) -> np.ndarray:
+    """Per-mode sample counts [1000] from samples/modes.npy: mode ids [N], or already a histogram [1000]."""
+    modes = np.asarray(modes)
+    if modes.ndim == 1 and len(modes) == 1000 and not np.issubdtype(modes.dtype, np.integer):
+        return modes.astype(np.float64)
+    return np.bincount(modes.astype(np.int64).ravel(), minlength=1000).astype(np.float64)
+
+
+def plot_mode_histogram(groups: list, title: str = "Stacked MNIST mode histogram"):
+    """Samples per mode, modes sorted by count, one line per [(label, counts [1000])]; uniform as reference."""
+    fig, ax = _figure(figsize=(4.8, 3.2))
+    total = None
+    for index, (label, counts) in enumerate(groups):
+        counts = np.sort(np.asarray(counts, dtype=np.float64))[::-1]
+        total = counts.sum()
+        covered = int((counts > 0).sum())
+        ax.step(np.arange(1, len(counts) + 1), counts, where="mid", color=PALETTE[index % len(PALETTE)],
+                label=f"{label} ({covered} modes)")
+    if total:
+        ax.axhline(total / 1000, color="0.3", ls=":", lw=1, label="uniform")
+    ax.set(xlabel="mode rank", ylabel="samples", title=title, xlim=(0, 1001))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig, ax
+
+
+def plot_dirac_portraits(gamma: float, steps: int = 800):
+    """Phase portraits (no penalty vs penalties, GAN and RpGAN) via toy2d.dirac.plot_phase_portrait; (fig, axes)."""
+    from toy2d.dirac import plot_phase_portrait
+
+    fig, axes = _figure(1, 4, figsize=(13, 3.4))
+    for ax, (loss, penalty) in zip(axes, [("gan", "none"), ("gan", "r1"), ("rpgan", "none"), ("rpgan", "r1+r2")]):
+        # gamma = 0 makes the penalized panels identical to the unpenalized ones; show them at gamma 1 then.
+        plot_phase_portrait(gamma if penalty == "none" or gamma > 0 else 1.0, loss, penalty, ax=ax, steps=steps)
+    return fig, axes
+

@@ -1,0 +1,124 @@
+"""Collecting run folders and building the whole report (figures, report.md, report.html, CLI)."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from reports import figures  # noqa: E402
+from reports.build import build_report  # noqa: E402
+from reports.collect import collect  # noqa: E402
+from roadmap.errors import ConfigError  # noqa: E402
+from runners.cli import main  # noqa: E402
+
+
+def _png(path, color):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, np.full((8, 8, 3), color, dtype=np.float32))
+
+
+def test_collect_tolerates_torn_and_corrupt_files(make_run):
+    run = make_run("nested/exp", "a", metrics=dict(modes=10, kl=0.5))
+    with open(run / "metrics.jsonl", "a") as stream:
+        stream.write('{"tick": 4, "kimg": 4.0, "loss_')  # killed writer
+    make_run("nested/exp", "b", status="running", seed=1)
+    corrupt = make_run("nested/exp", "c", seed=2)
+    (corrupt / "summary.json").write_text("{not json")
+    broken = make_run.root / "nested" / "exp" / "d"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("model: [unclosed")
+    results = collect(make_run.root)
+    runs = results.runs.set_index("run")
+    assert list(runs.index) == ["a", "b", "c"]
+    assert runs.loc["a", "status"] == "completed" and runs.loc["b", "status"] == "running"
+    assert runs.loc["c", "status"] == "unreadable" and runs.loc["b", "kimg"] == 3.0
+    assert set(runs["experiment"]) == {"nested/exp"}
+    assert runs.loc["a", "metric.modes"] == 10 and runs.loc["a", "model_args.width"] == 0.125
+    assert runs.loc["a", "penalties"] == "r1+r2" and runs.loc["a", "device"] == "cpu (x86_64, 2 cores)"
+    assert runs.loc["a", "device_requested"] == "cpu"
+    assert len(results.ticks[results.ticks["run"] == "a"]) == 3  # the torn fourth line is dropped
+    problems = dict(results.problems)
+    assert problems["nested/exp/c"].startswith("summary.json unreadable")
+    assert problems["nested/exp/d"].startswith("config.yaml unreadable")
+
+
+def _quick_results(make_run):
+    """Table 1 runs (one diverging), toy runs with samples, a mode file and a dirac.json."""
+    for seed in range(2):
+        run = make_run("table1", f"rpgan-r1r2-s{seed}", seed=seed, metrics=dict(modes=900 + seed, kl=0.2))
+        _png(run / "samples" / "final.png", (0.2, 0.4, 0.6))
+        np.save(run / "samples" / "modes.npy", np.arange(2000) % (500 + seed))
+    make_run("table1", "rpgan-r1-s0", penalties=["r1"], status="diverged", ticks=[
+        dict(tick=1, kimg=1.0, loss_G=2.0, grad_norm_real=0.1, grad_norm_fake=5.0),
+        dict(tick=2, kimg=2.0, loss_G=float("inf"), grad_norm_real=0.1, grad_norm_fake=2e4)])
+    for dataset in ("25gaussians", "circle"):
+        for loss in ("gan", "rpgan"):
+            run = make_run("quick", f"{dataset}-{loss}", model="toy_mlp", dataset=dataset, loss=loss,
+                           metrics=dict(modes=20, hq_fraction=0.9, kl=0.1, support_distance=0.01, coverage=0.9))
+            _png(run / "samples" / "final.png", (0.9, 0.5, 0.1))
+    from toy2d.dirac import analyse
+
+    (make_run.root / "quick" / "dirac").mkdir()
+    (make_run.root / "quick" / "dirac" / "dirac.json").write_text(json.dumps(analyse(1.0)))
+
+
+def test_build_report_writes_tables_figures_and_index(make_run, tmp_path):
+    _quick_results(make_run)
+    out = tmp_path / "report"
+    report = build_report(make_run.root, out, portrait_steps=20)
+    assert report == out / "report.md"
+    for name in ("table1", "toy-mixtures", "toy-curves", "dirac"):
+        assert (out / "tables" / f"{name}.md").stat().st_size > 0 and (out / "tables" / f"{name}.tex").stat().st_size > 0
+    for name in ("figure1", "grad-norms", "toy-samples", "stackedmnist-samples", "mode-histogram", "dirac-gamma1"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (out / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF", name
+    text = report.read_text()
+    assert "](figures/figure1.png)" in text and "](tables/table1.tex)" in text
+    assert "7 run(s): 6 completed, 1 diverged." in text
+    assert "hash-rpgan-r1r2-s0" in text and "abc1234" in text and "cpu (x86_64, 2 cores)" in text
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 6 and "<table" in page and "Fail (1/1)" in page
+
+
+def test_figure1_marks_divergence(make_run):
+    _quick_results(make_run)
+    results = collect(make_run.root)
+    from reports.tables import table1_groups
+
+    groups = table1_groups(results.runs[results.runs["experiment"] == "table1"])
+    fig, ax = figures.plot_generator_loss(results.ticks, groups)
+    assert ax.get_yscale() == "log"
+    assert len(ax.lines) == 3  # two seeds of rpgan+r1+r2, one of rpgan+r1
+    marked = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+    assert len(marked) == 1 and tuple(marked[0][0]) == (1.0, 2.0)  # last finite tick of the diverged run
+    plt.close(fig)
+
+
+def test_empty_and_corrupt_results_give_readable_report(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = build_report(empty).read_text()
+    assert "No run folders (folders holding config.yaml) were found." in text and "No table has data yet." in text
+    assert (empty / "report" / "report.html").exists()
+
+    corrupt = tmp_path / "corrupt" / "exp" / "run0"
+    corrupt.mkdir(parents=True)
+    (corrupt / "config.yaml").write_text("model: small_resnet\ndataset: stackedmnist\nloss: gan\npenalties: [r1]\nseed: 0\n")
+    (corrupt / "summary.json").write_text('{"status": "compl')
+    text = build_report(tmp_path / "corrupt", tmp_path / "out").read_text()
+    assert "## Problems" in text and "`exp/run0`: summary.json unreadable (JSONDecodeError" in text
+    assert "1 run(s): 1 unreadable." in text
+    assert "failed: summary.json unreadable" in text  # the cell's footnote
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "RESULTS_DIR" in capsys.readouterr().err
+    (tmp_path / "results").mkdir()
+    assert main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.md").exists()
+    with pytest.raises(ConfigError):
+        build_report(tmp_path / "missing")

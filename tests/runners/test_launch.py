@@ -1,0 +1,39 @@
+"""Running experiments end to end: in-process and through submitit's local executor; skip finished runs."""
+import json
+
+from roadmap import files
+from runners.cli import main
+from runners.launch import run_state
+
+TINY = ["duration_kimg=0.064", "tick_kimg=0.032", "batch=16", "model_args.hidden=16", "model_args.depth=1"]
+
+
+def test_runs_complete_then_are_skipped(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["run", "toy2d-ablation", "dataset=ring8", "loss=rpgan", "lazy_interval=1", "seeds=[0]", *TINY,
+            "--executor", "debug", "--out", str(out)]
+    assert main(argv) == 0
+    runs = sorted((out / "toy2d-ablation").iterdir())
+    assert [run.name for run in runs] == ["ring8_rpgan_r1+r2_lazy1_seed0", "ring8_rpgan_r1_lazy1_seed0"]
+    assert all(run_state(run) == ("completed", 0.064) for run in runs)
+    stamps = [(run / "summary.json").stat().st_mtime_ns for run in runs]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "2 runs already finished" in capsys.readouterr().out
+    assert stamps == [(run / "summary.json").stat().st_mtime_ns for run in runs]
+    assert main(argv + ["--force"]) == 0
+    assert stamps != [(run / "summary.json").stat().st_mtime_ns for run in runs]
+
+
+def test_local_executor_runs_jobs_in_subprocesses(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["run", "toy2d-ablation", "dataset=circle", "loss=gan", "penalties=[r1, r2]", "seeds=[0]", *TINY,
+            "--executor", "local", "--out", str(out), "--max-parallel", "2"]
+    assert main(argv) == 0
+    runs = sorted((out / "toy2d-ablation").iterdir())
+    assert len(runs) == 2
+    for run in runs:
+        summary = files.read_json(run / "summary.json")
+        assert summary["status"] == "completed" and set(summary["metrics"]) == {"support_distance", "coverage", "kl"}
+        assert json.loads((run / "job.json").read_text())["cluster"] == "local"
+    assert "summary (mean±std over seeds" in capsys.readouterr().out
