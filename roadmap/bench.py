@@ -1,0 +1,98 @@
+"""Training throughput of a configuration: full iterations (D step with its penalties + G step) after warm-up (Table 2/9 models).
+
+One iteration is exactly the trainer's: roadmap.trainer.discriminator_step (adversarial loss,
+R1/R2 on the configuration's lazy schedule, input-gradient norms) + Adam step, then
+generator_step (+ Config A's path length penalty on its interval) + Adam step. Real images are
+random tensors of the preset's shape (data loading is not measured). The step counter starts at
+0 with the warm-up, as in training.
+"""
+import resource
+import time
+
+import torch
+
+from roadmap.errors import ConfigError
+from roadmap.losses import regularization_weight
+from roadmap.presets import NUM_CLASSES, PRESETS
+from roadmap.registry import create_model
+from roadmap.trainer import discriminator_step, generator_step
+
+
+def count_parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def parameter_counts(config: str, preset: str, width: float = 1.0, **overrides) -> dict:
+    """{"G": int, "D": int} trainable parameters, built on the meta device (no memory, ~1 s for ImageNet)."""
+    with torch.device("meta"):
+        pair = create_model(config, preset=preset, width=width, **overrides)
+    return dict(G=count_parameters(pair.generator), D=count_parameters(pair.discriminator))
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; process-wide peak RSS
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, steps: int = 5, warmup: int = 2,
+              device: str = "cpu", precision: str = "fp32", gamma: float = 1.0, channels_last: bool = False, seed: int = 0) -> dict:
+    """Seconds per training iteration and images per second (real images shown to D) after `warmup` iterations."""
+    for name, value in (("batch", batch), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"warmup: must be an integer >= 0, got {warmup!r}")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but CUDA is not available")
+    torch.manual_seed(seed)
+    pair = create_model(config, preset=preset, width=width, precision=precision)
+    device = torch.device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    generator = pair.generator.to(device, memory_format=memory_format)
+    discriminator = pair.discriminator.to(device, memory_format=memory_format)
+    optimizer_G = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.99))
+    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.0, 0.99))
+    resolution = PRESETS[preset]["resolution"]
+    num_classes = NUM_CLASSES.get(preset, 0) if PRESETS[preset]["conditional"] else 0  # the builders' default
+    real = (torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1).contiguous(memory_format=memory_format)
+    labels = torch.randint(num_classes, (batch,), device=device) if num_classes else None
+    objective, penalties, lazy = pair.loss["loss"], pair.loss["penalties"], pair.loss.get("lazy_interval", 1)
+
+    def iteration(step):
+        z = torch.randn(batch, pair.latent_dim, device=device)
+        generator.requires_grad_(False)
+        discriminator.requires_grad_(True)
+        optimizer_D.zero_grad(set_to_none=True)
+        discriminator_step(pair, real, labels, z, objective, penalties, gamma, regularization_weight(step, lazy))
+        optimizer_D.step()
+        z = torch.randn(batch, pair.latent_dim, device=device)
+        generator.requires_grad_(True)
+        discriminator.requires_grad_(False)
+        optimizer_G.zero_grad(set_to_none=True)
+        generator_step(pair, real, labels, z, objective)
+        if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
+            (pair.generator_penalty_interval * pair.generator_penalty(generator, z, labels).mean()).backward()
+        optimizer_G.step()
+
+    for step in range(warmup):
+        iteration(step)
+    _synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for step in range(warmup, warmup + steps):
+        iteration(step)
+    _synchronize(device)
+    seconds = (time.perf_counter() - start) / steps
+    return dict(config=config, preset=preset, width=width, batch=batch, steps=steps, precision=precision,
+                img_per_s=batch / seconds, sec_per_iter=seconds, G_params=count_parameters(generator),
+                D_params=count_parameters(discriminator), peak_mem_mb=round(_peak_memory_mb(device), 1),
+                device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")

@@ -1,0 +1,107 @@
+"""`r3bench params | fid | bench`: parameter counts (Table 2/9), Frechet distances, training throughput."""
+import json
+import sys
+from pathlib import Path
+
+from roadmap.errors import ConfigError
+
+
+def describe_models() -> list:
+    """(row id, one-line description) of Table 2's configurations, for `r3bench list`."""
+    from roadmap.configs import describe_models as describe
+
+    return describe()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("params", help="G and D parameter counts of a configuration at a preset (Table 2/9)")
+    parser.add_argument("--config", required=True, help="Table 2 row: A, B, C1, C, D1, D, E1, E")
+    parser.add_argument("--preset", default="ffhq256", help="Table 9 preset (default ffhq256)")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1)")
+    parser.add_argument("--json", action="store_true", help='print {"G": int, "D": int}')
+    parser.set_defaults(handler=run_params)
+
+    parser = subparsers.add_parser("fid", help="Frechet distance of a run's EMA generator against its data (clean-fid)")
+    parser.add_argument("--run", required=True, help="run folder (with config.yaml and checkpoint.pt)")
+    parser.add_argument("--features", default=None, help="local feature network instead of Inception (e.g. stackedmnist)")
+    parser.add_argument("--n", type=int, default=None, help="samples (default: 50000 for Inception FID, 10000 otherwise)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.set_defaults(handler=run_fid)
+
+    parser = subparsers.add_parser("bench", help="training throughput: D step (+ penalties) + G step after warm-up")
+    parser.add_argument("--config", required=True, help="Table 2 row")
+    parser.add_argument("--preset", default="stackedmnist", help="Table 9 preset")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    parser.add_argument("--batch", type=int, default=8, help="minibatch")
+    parser.add_argument("--steps", type=int, default=5, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 for the highest-resolution stages")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run_bench)
+
+
+def run_params(args) -> int:
+    from roadmap.bench import parameter_counts
+
+    counts = parameter_counts(args.config, args.preset, args.width)
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print(f"{args.config} @ {args.preset} (width {args.width:g}): G {counts['G']:,}  D {counts['D']:,}")
+    return 0
+
+
+def run_fid(args) -> int:
+    import torch
+    import yaml
+
+    from roadmap import files
+    from roadmap.fid import FidUnavailable, frechet_distance, metric_name, real_samples
+    from roadmap.registry import create_dataset, create_model
+    from roadmap.trainer import generate
+
+    run_dir = Path(args.run)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"--run: {str(run_dir)!r} has no config.yaml (not a run folder)")
+    metric = metric_name(args.features)
+    n = args.n or (50_000 if args.features is None else 10_000)
+    if n < 2:
+        raise ConfigError(f"--n: must be >= 2, got {n}")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    checkpoint = files.load_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ConfigError(f"--run: {str(run_dir)!r} has no readable checkpoint.pt")
+    pair = create_model(config["model"], **config.get("model_args", {}))
+    pair.generator.load_state_dict(checkpoint["generator_ema"])
+    generator = pair.generator.to(args.device).eval()
+    data = create_dataset(config["dataset"], **config.get("dataset_args", {}))
+    fake = generate(generator, pair.latent_dim, data.num_classes, n, args.device)
+    try:
+        result = frechet_distance(fake, real_samples(data, n), args.features, args.device)
+    except FidUnavailable as error:
+        print(f"r3bench fid: {error}", file=sys.stderr)
+        return 1
+    result = dict(result, n=n)
+    files.write_json(run_dir / f"{metric}.json", result)
+    print(json.dumps(result))
+    return 0
+
+
+def run_bench(args) -> int:
+    import torch
+
+    from roadmap.bench import benchmark
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = benchmark(args.config, args.preset, args.width, args.batch, args.steps, args.warmup, args.device,
+                       args.precision, channels_last=args.channels_last)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['config']} @ {result['preset']}: {result['img_per_s']:.1f} img/s, {result['sec_per_iter'] * 1e3:.1f} ms/iter, "
+              f"G {result['G_params']:,} D {result['D_params']:,}, peak {result['peak_mem_mb']:.0f} MB ({result['device']})")
+    return 0

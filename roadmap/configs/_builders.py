@@ -1,0 +1,137 @@
+"""The three private builders behind Table 2's rows: StyleGAN2 (A), stripped StyleGAN2 (B, C1, C), modern ResNet (D1..E).
+
+Every channel count is derived from the preset's Config A widths (`stylegan2_channels`, Table 9
+order, highest resolution first) with Table 2's ratios, then multiplied by `width`:
+- plain channel counts: round(c * width), at least 1;
+- the width of a grouped 3x3 conv (E1, E): rounded to a multiple of the group size (at least one
+  group), so the group size is kept and the number of groups scales with the width. The group
+  size is 16 (paper) for E1; for E it is read from Table 9's groups column (3x3 width / groups:
+  16, except 32 on ImageNet, where the official code keeps 96 groups at twice the width).
+Nothing else about the architecture depends on `width`.
+"""
+import math
+
+import torch
+
+from roadmap.errors import ConfigError, unknown
+from roadmap.networks.layers import GROUP_SIZE, check_width, precision_dtype, scale_channels, scale_grouped
+from roadmap.networks.resnet import ResNetDiscriminator, ResNetGenerator
+from roadmap.networks.stylegan2 import ResidualDiscriminator, StrippedGenerator, StyleGAN2Generator
+from roadmap.presets import NUM_CLASSES, PRESETS
+from roadmap.registry import ModelPair
+
+GAN_R1 = dict(loss="gan", penalties=["r1"], lazy_interval=1)
+RPGAN_R1 = dict(loss="rpgan", penalties=["r1"], lazy_interval=1)
+RPGAN_R1_R2 = dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)
+
+
+def preset_row(preset: str) -> dict:
+    if preset not in PRESETS:
+        raise unknown("preset", preset, PRESETS)
+    return PRESETS[preset]
+
+
+def check_overrides(config: str, overrides: dict, allowed) -> None:
+    """Reject a builder keyword the configuration does not know, naming the closest one."""
+    for key in overrides:
+        if key not in allowed:
+            raise unknown(f"option of configuration {config}", key, allowed)
+
+
+def _common(preset, width, precision, conditional):
+    row = preset_row(preset)
+    width = check_width(width)
+    dtype = precision_dtype(precision)
+    conditional = row["conditional"] if conditional is None else bool(conditional)
+    num_classes = NUM_CLASSES.get(preset, 0) if conditional else 0
+    if conditional and not num_classes:
+        raise ConfigError(f"conditional: preset {preset!r} has no class labels")
+    return row, width, dtype, num_classes
+
+
+# ----------------------------------------------------------------------------------------------
+# Config A: StyleGAN2 with path length regularization.
+
+def path_length_penalty(generator, z, labels, weight: float = 2.0, decay: float = 0.01, batch_shrink: int = 2):
+    """StyleGAN2's path length regularizer per sample [N / batch_shrink], already times `weight`:
+    (|J_w^T y| - a)^2 with y ~ N(0, I) / sqrt(H W), a the running mean of the lengths (decay 0.01)."""
+    n = max(1, z.shape[0] // batch_shrink)
+    labels = None if labels is None else labels[:n]
+    ws = generator.mapping(z[:n], labels).unsqueeze(1).repeat(1, generator.num_ws, 1)
+    images = generator.synthesis(ws)
+    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    (gradient,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+    lengths = gradient.square().sum(2).mean(1).sqrt()
+    with torch.no_grad():
+        generator.path_length_mean.lerp_(lengths.mean().to(generator.path_length_mean.dtype), decay)
+    return (lengths - generator.path_length_mean).square() * weight
+
+
+A_OPTIONS = ("z_dim", "w_dim", "mapping_layers", "mbstd_group", "mixing_probability", "conditional", "loss",
+             "path_length_weight", "path_length_interval", "description")
+
+
+def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8, mbstd_group=8, mixing_probability=0.9,
+               conditional=None, loss=None, path_length_weight=2.0, path_length_interval=4, description="") -> ModelPair:
+    row, width, dtype, num_classes = _common(preset, width, precision, conditional)
+    channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
+    w_dim = scale_channels(w_dim, width)
+    stages = row["low_precision_stages"]
+    generator = StyleGAN2Generator(channels, z_dim, w_dim, mapping_layers, num_classes, mixing_probability, stages, dtype)
+    generator.register_buffer("path_length_mean", torch.zeros([]))
+    discriminator = ResidualDiscriminator(channels, equalized=True, mbstd_group=mbstd_group, num_classes=num_classes,
+                                          low_precision_stages=stages, dtype=dtype)
+    penalty = None
+    if path_length_weight > 0:
+        penalty = lambda G, z, labels: path_length_penalty(G, z, labels, weight=path_length_weight)  # noqa: E731
+    return ModelPair(generator, discriminator, z_dim, loss=dict(loss or dict(GAN_R1, lazy_interval=16)),
+                     description=description, generator_penalty=penalty, generator_penalty_interval=path_length_interval)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs B, C1, C: stripped StyleGAN2.
+
+B_OPTIONS = ("latent_dim", "conditional", "loss", "description")
+
+
+def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=None, description="") -> ModelPair:
+    row, width, dtype, num_classes = _common(preset, width, precision, conditional)
+    channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
+    stages = row["low_precision_stages"]
+    generator = StrippedGenerator(channels, latent_dim, num_classes, stages, dtype)
+    discriminator = ResidualDiscriminator(channels, equalized=False, mbstd_group=0, num_classes=num_classes,
+                                          low_precision_stages=stages, dtype=dtype)
+    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or GAN_R1), description=description)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs D1, D, E1, E: the modern ResNet.
+
+RESNET_OPTIONS = ("stem_ratio", "hidden_ratio", "group_size", "output_skips", "blocks", "latent_dim", "conditional", "loss", "description")
+
+
+def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, output_skips, blocks=2, latent_dim=64,
+            conditional=None, loss=None, description="") -> ModelPair:
+    """stem = stem_ratio x Config A width, hidden (3x3 conv width) = hidden_ratio x Config A width.
+
+    group_size: None (dense 3x3), an int, or "preset" (hidden width at width 1 / Table 9 groups).
+    """
+    row, width, dtype, num_classes = _common(preset, width, precision, conditional)
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
+        raise ConfigError(f"blocks: must be an integer >= 1, got {blocks!r}")
+    base = row["stylegan2_channels"]
+    stems = [scale_channels(round(stem_ratio * c), width) for c in base]
+    if group_size is not None:
+        full = [round(hidden_ratio * c) for c in base]
+        sizes = [h // g for h, g in zip(full, row["groups"])] if group_size == "preset" else [group_size] * len(base)
+        if any(h % s for h, s in zip(full, sizes)):
+            raise ConfigError(f"group_size: {group_size!r} does not divide the 3x3 conv widths {full}")
+        hiddens = [scale_grouped(h, width, s) for h, s in zip(full, sizes)]
+        groups = [h // s for h, s in zip(hiddens, sizes)]
+    else:
+        hiddens = [scale_channels(round(hidden_ratio * c), width) for c in base]
+        groups = [1] * len(base)
+    stages = row["low_precision_stages"]
+    generator = ResNetGenerator(latent_dim, stems, hiddens, groups, blocks, num_classes, output_skips, stages, dtype)
+    discriminator = ResNetDiscriminator(stems, hiddens, groups, blocks, num_classes, stages, dtype)
+    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or RPGAN_R1_R2), description=description)

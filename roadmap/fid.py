@@ -1,0 +1,141 @@
+"""Frechet distances with clean-fid (paper Section 4, FID-50k): Inception FID, or a local feature network.
+
+Both paths write the generated and the real images as PNG files (the standard protocol: FID
+is measured on 8-bit images) and call `cleanfid.fid.compute_fid(fdir1, fdir2, ...)`:
+- features=None: clean-fid's Inception (mode "clean", resized to 299 by clean-fid); its weights
+  download at first use, and without network `FidUnavailable` says so in one line.
+- features=NAME: a registered local network through clean-fid's `custom_feat_extractor`, at the
+  images' own resolution; the metric is reported under the network's own name (e.g.
+  `fd_mnist_classifier`), never as `fid`, so nobody mistakes it for Inception FID.
+"""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from roadmap.errors import unknown
+
+INCEPTION_METRIC = "fid"
+INCEPTION_FILE = "/tmp/inception-2015-12-05.pt"  # where clean-fid looks for (and downloads) its weights
+
+
+class FidUnavailable(RuntimeError):
+    """Inception FID cannot be computed here (no weights, no network)."""
+
+
+# name -> (metric name, factory() -> callable(images [N, 3, H, W] in [-1, 1]) -> features [N, F])
+_feature_networks: dict = {}
+
+
+def register_feature_network(name: str, metric: str, factory) -> None:
+    """Make `--features name` available; `factory()` builds the feature function lazily."""
+    if metric == INCEPTION_METRIC:
+        raise ValueError("a custom feature network may not report its distance as 'fid'")
+    _feature_networks[name] = (metric, factory)
+
+
+def _stackedmnist_features():
+    from stackedmnist.classifier import features, load_classifier
+
+    model = load_classifier()
+    return lambda images: features(images, model)
+
+
+register_feature_network("stackedmnist", "fd_mnist_classifier", _stackedmnist_features)
+
+
+def feature_networks() -> list:
+    return sorted(_feature_networks)
+
+
+def metric_name(features=None) -> str:
+    if features is None:
+        return INCEPTION_METRIC
+    if features not in _feature_networks:
+        raise unknown("feature network", features, _feature_networks)
+    return _feature_networks[features][0]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float [N, 3, H, W] -> uint8 [N, H, W, 3] as an image file stores them."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def write_pngs(images: torch.Tensor, folder, chunk: int = 1024) -> None:
+    """Write images [N, 3, H, W] in [-1, 1] as folder/000000.png ..."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(images), chunk):
+        for offset, array in enumerate(to_uint8(images[start:start + chunk])):
+            Image.fromarray(array).save(folder / f"{start + offset:06d}.png")
+
+
+def _inception(device):
+    from cleanfid.fid import build_feature_extractor
+
+    try:
+        return build_feature_extractor("clean", device, use_dataparallel=False)
+    except Exception as error:  # urllib's URLError/HTTPError offline, or a truncated file
+        raise FidUnavailable(
+            f"Inception weights for clean-fid are unavailable ({type(error).__name__}: {error}); "
+            f"put inception-2015-12-05.pt at {INCEPTION_FILE}, or use --features "
+            f"{'|'.join(feature_networks())} for an offline Frechet distance") from None
+
+
+def _custom_extractor(function, device):
+    """clean-fid feeds float [B, 3, H, W] in [0, 255]; our feature functions take [-1, 1]."""
+
+    def extract(batch):
+        with torch.no_grad():
+            return function(batch.float().to(device) / 127.5 - 1.0)
+
+    return extract
+
+
+def _identity_resize(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32)  # float output: clean-fid keeps the [0, 255] range
+
+
+def frechet_distance(fake: torch.Tensor, real: torch.Tensor, features=None, device="cpu", batch_size=256, verbose=False) -> dict:
+    """{metric: distance} between fake and real images [N, 3, H, W] in [-1, 1] (see the module docstring).
+
+    features=None: Inception FID (raises FidUnavailable offline); else a registered feature network
+    name, or a callable images -> features (reported as `fd_custom`).
+    """
+    device = torch.device(device)
+    if features is None:
+        metric, extractor, resize = INCEPTION_METRIC, _inception(device), None
+    elif callable(features):
+        metric, extractor, resize = "fd_custom", _custom_extractor(features, device), _identity_resize
+    else:
+        metric = metric_name(features)
+        extractor, resize = _custom_extractor(_feature_networks[features][1](), device), _identity_resize
+    from cleanfid import fid as cleanfid
+
+    with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
+        write_pngs(fake, Path(folder) / "fake")
+        write_pngs(real, Path(folder) / "real")
+        value = cleanfid.compute_fid(str(Path(folder) / "fake"), str(Path(folder) / "real"), mode="clean",
+                                     custom_feat_extractor=extractor, custom_fn_resize=resize, num_workers=0,
+                                     batch_size=batch_size, device=device, verbose=verbose, use_dataparallel=False)
+    return {metric: float(value)}
+
+
+def real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
+    """n real images of a data set in [-1, 1], without x-flips, from a fixed seed."""
+    generator = torch.Generator().manual_seed(seed)
+    if hasattr(data, "uint8"):  # image data sets: no flips, no per-sample augmentation
+        index = torch.randint(data.count, (n,), generator=generator)
+        return data.uint8(index).float() / 127.5 - 1.0
+    return data.sample(n, generator)[0]
+
+
+def fid_against_data(generate, data, n: int, features=None, device="cpu") -> float:
+    """Metric value of generate(n) [n, 3, H, W] against n real samples of `data`."""
+    if features is None:
+        _inception(torch.device(device))  # fail fast offline, before generating n samples
+    return next(iter(frechet_distance(generate(n), real_samples(data, n), features, device).values()))

@@ -1,0 +1,137 @@
+"""Shared layers of configurations B -> E: convolutions, biased leaky ReLU, bilinear resampling, precision (paper Section 3).
+
+Mixed precision (Table 9, "the 4 highest-resolution stages run in a low-precision format"):
+parameters always stay fp32. A stage marked low-precision receives its input through
+`enter_precision`:
+- CUDA: the activation is cast to bf16/fp16 and every layer casts its fp32 weights to the
+  activation's dtype (`Convolution`, `BiasedActivation`, ...), so the stage computes in that format.
+- CPU: low-precision convolutions are slow or missing, so the format is emulated: the activation
+  is rounded through the format (x.to(dtype).to(float32)) at the stage's entry and exit; the
+  arithmetic inside stays fp32.
+Networks return fp32 images/logits in both cases.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from roadmap.errors import ConfigError
+
+LEAKY_SLOPE = 0.2
+# Gain that keeps the second moment through a leaky ReLU(0.2) under He init: sqrt(2 / (1 + a^2)).
+LEAKY_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE**2))
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+GROUP_SIZE = 16  # channels per group of the 3x3 grouped conv (Config E1/E)
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
+def enter_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Activation entering (or leaving) a stage that runs in `dtype` (see the module docstring)."""
+    if dtype == torch.float32:
+        return x.float()
+    if x.is_cuda:
+        return x.to(dtype)
+    return x.to(dtype).float()
+
+
+def check_width(width) -> float:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ConfigError(f"width: must be a number > 0, got {width!r}")
+    return float(width)
+
+
+def scale_channels(channels: int, width: float) -> int:
+    """A channel count times the width multiplier, rounded, at least 1."""
+    return max(1, round(channels * width))
+
+
+def scale_grouped(channels: int, width: float, group_size: int = GROUP_SIZE) -> int:
+    """Width of a grouped conv times the multiplier, rounded to a multiple of the group size (>= one group)."""
+    return max(group_size, round(channels * width / group_size) * group_size)
+
+
+def msr_init(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """He (MSR) init: N(0, gain^2 / fan_in), fan_in = in_channels/groups * kernel area."""
+    fan_in = weight[0].numel()
+    with torch.no_grad():
+        return weight.normal_(0.0, gain / math.sqrt(fan_in))
+
+
+class Convolution(nn.Module):
+    """Conv2d with 'same' padding whose fp32 weights follow the activation's dtype; bias optional."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, groups: int = 1, bias: bool = False, gain: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.groups, self.padding = groups, (kernel_size - 1) // 2
+        msr_init(self.weight, gain)
+
+    def forward(self, x):
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.conv2d(x, self.weight.to(x.dtype), bias, padding=self.padding, groups=self.groups)
+
+
+class Linear(nn.Module):
+    """Fully connected layer, He init, dtype-following weights; bias optional."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, gain: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        msr_init(self.weight, gain)
+
+    def forward(self, x):
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class BiasedActivation(nn.Module):
+    """x + bias (per channel), then leaky ReLU(0.2). Layer order: bias -> leaky ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return F.leaky_relu(x + self.bias.to(x.dtype).view(shape), LEAKY_SLOPE)
+
+
+def _bilinear_kernel() -> torch.Tensor:
+    """The separable [1, 3, 3, 1] / 8 filter: bilinear interpolation for a factor-2 resampling."""
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    kernel = torch.outer(taps, taps)
+    return kernel / kernel.sum()
+
+
+class Upsample(nn.Module):
+    """Bilinear 2x upsampling (transposed depthwise conv with the [1,3,3,1] filter, times 4); no parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", _bilinear_kernel().view(1, 1, 4, 4), persistent=False)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = F.conv_transpose2d(x.reshape(n * c, 1, h, w), 4 * self.kernel.to(x.dtype), stride=2, padding=1)
+        return y.view(n, c, 2 * h, 2 * w)
+
+
+class Downsample(nn.Module):
+    """Bilinear 2x downsampling (depthwise stride-2 conv with the [1,3,3,1] filter); no parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", _bilinear_kernel().view(1, 1, 4, 4), persistent=False)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        y = F.conv2d(x.reshape(n * c, 1, h, w), self.kernel.to(x.dtype), stride=2, padding=1)
+        return y.view(n, c, h // 2, w // 2)
