@@ -35,6 +35,11 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def write_torch(path, obj) -> None:
+    """torch.save(obj) to `path` atomically."""
+    _atomic(path, lambda stream: torch.save(obj, stream))
+
+
 def write_json(path, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
@@ -50,7 +55,7 @@ def save_checkpoint(run_dir, state: dict) -> None:
     latest = run_dir / CHECKPOINT
     if latest.exists():
         os.replace(latest, run_dir / PREVIOUS_CHECKPOINT)
-    _atomic(latest, lambda stream: torch.save(state, stream))
+    write_torch(latest, state)
 
 
 def load_checkpoint(run_dir):

@@ -27,6 +27,7 @@ REGISTERING_MODULES = (
 
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
+_dataset_checks: dict[str, Callable[..., None]] = {}
 _loaded = False
 
 
@@ -43,6 +44,10 @@ class ModelPair:
     # already weighted; applied on every `generator_penalty_interval`-th G step, scaled by it.
     generator_penalty: Optional[Callable] = None
     generator_penalty_interval: int = 1
+    # Extra per-step statistics from the networks themselves (e.g. the overflow/NaN counts of
+    # networks/precision.py): () -> {name: float}, called once per training step after G's step;
+    # the trainer averages them per tick into metrics.jsonl like its own statistics.
+    step_statistics: Optional[Callable[[], dict]] = None
 
 
 class DataSource(Protocol):
@@ -74,13 +79,19 @@ def register_model(fn: Callable[..., ModelPair]) -> Callable[..., ModelPair]:
     return fn
 
 
-def register_dataset(name: str):
-    """Register a data-set builder under `name` (decorator factory)."""
+def register_dataset(name: str, check: Optional[Callable[..., None]] = None):
+    """Register a data-set builder under `name` (decorator factory).
+
+    `check(**options)` is an optional cheap validation of the builder options (a data root that
+    exists, a valid resolution) that the runner calls before any job starts; it raises ConfigError.
+    """
 
     def decorate(fn: Callable[..., DataSource]) -> Callable[..., DataSource]:
         if name in _dataset_builders:
             raise ValueError(f"data set {name!r} registered twice")
         _dataset_builders[name] = fn
+        if check is not None:
+            _dataset_checks[name] = check
         return fn
 
     return decorate
@@ -122,6 +133,15 @@ def create_dataset(name: str, **options) -> DataSource:
     if name not in _dataset_builders:
         raise unknown("data set", name, _dataset_builders)
     return _dataset_builders[name](**options)
+
+
+def check_dataset(name: str, **options) -> None:
+    """Validate data-set options cheaply, without loading data (ConfigError on a problem)."""
+    _load_all()
+    if name not in _dataset_builders:
+        raise unknown("data set", name, _dataset_builders)
+    if name in _dataset_checks:
+        _dataset_checks[name](**options)
 
 
 def model_builder(name: str) -> Optional[Callable[..., ModelPair]]:

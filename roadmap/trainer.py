@@ -5,6 +5,11 @@ plus the R1/R2 penalties on every `lazy_interval`-th step weighted by that inter
 by one G step, then the G EMA update. A tick appends one line of averaged statistics to
 metrics.jsonl; checkpoints are written atomically at tick boundaries and hold every random
 state, so a resumed run continues the same trajectory (bitwise on CPU).
+
+Multi-GPU (torch.distributed, started by runners/launch.py): every rank draws the same global
+batch from the same generators and trains on its own slice; gradients and statistics are
+averaged over ranks, so N ranks follow the trajectory of one process with the global batch
+(up to float reduction order). Only rank 0 writes files.
 """
 import copy
 import hashlib
@@ -19,6 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import yaml
 
 from roadmap import files
@@ -82,6 +88,47 @@ def _generator_penalty_step(pair: ModelPair, z, labels, weight: int) -> dict:
     return dict(generator_penalty=penalty.mean().item())
 
 
+def _world() -> tuple:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_gradients(module: torch.nn.Module, world_size: int) -> None:
+    """Mean of the gradients over ranks, in one collective.
+
+    By hand rather than DistributedDataParallel: G and D toggle requires_grad every step, D runs
+    twice before one backward, and R1/R2 differentiate through input gradients; DDP's reducer
+    supports none of these cleanly.
+    """
+    if world_size == 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _average_stats(stats: dict, device, world_size: int) -> dict:
+    """Mean of each statistic over ranks (slices are equal, so this is the global-batch mean).
+
+    Every rank then takes the same divergence decision and leaves the loop together.
+    """
+    if world_size == 1:
+        return stats
+    keys = sorted(stats)
+    values = torch.tensor([stats[key] for key in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    return dict(zip(keys, (values / world_size).tolist()))
+
+
 def config_hash(config: RunConfig) -> str:
     return hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -137,6 +184,11 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     run_dir = Path(run_dir)
     start_time = time.time()
     device = _device(config)
+    rank, world_size = _world()
+    if config.batch % world_size:
+        raise ConfigError(f"batch: {config.batch} does not split evenly over {world_size} ranks")
+    part = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)  # this rank's slice
+    writer = rank == 0
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -164,13 +216,14 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         optimizer_D.load_state_dict(checkpoint["optimizer_D"])
         _set_random_state(checkpoint["random_state"], data_rng, latent_rng)
         nimg, step, tick, wall_before = checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
-        # Drop tick lines written after the checkpoint: the resumed run writes them again.
-        kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row["tick"] <= tick]
-        files.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
-    else:
+        if writer:  # drop tick lines written after the checkpoint: the resumed run writes them again
+            kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row["tick"] <= tick]
+            files.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
+    elif writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         files.write_text(run_dir / "metrics.jsonl", "")
-    files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    if writer:
+        files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
     def save():
         files.save_checkpoint(run_dir, dict(
@@ -188,7 +241,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     status, reason, diverged_kimg = "completed", None, None
     sums, tick_start = defaultdict(float), time.time()
     counts = defaultdict(int)
-    bar = _progress_bar(progress, config, nimg)
+    bar = _progress_bar(progress and writer, config, nimg)
     while nimg < duration_nimg:
         # Schedules.
         lr = cosine_ramp(config.lr, nimg, burn_in_nimg)
@@ -199,27 +252,32 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             for group in optimizer.param_groups:
                 group["lr"], group["betas"] = lr, (0.0, beta2)
 
-        # D step.
+        # D step (every rank draws the global batch, then keeps its own slice).
         real, labels = data.sample(config.batch, data_rng)
-        real = real.to(device)
-        labels = labels.to(device) if labels is not None else None
-        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng).to(device)
+        real = real[part].to(device)
+        labels = labels[part].to(device) if labels is not None else None
+        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
         generator.requires_grad_(False)
         discriminator.requires_grad_(True)
         optimizer_D.zero_grad(set_to_none=True)
         weight = regularization_weight(step, loss["lazy_interval"])
         stats = discriminator_step(pair, real, labels, z, loss["loss"], loss["penalties"], gamma, weight)
+        _average_gradients(discriminator, world_size)
         optimizer_D.step()
 
         # G step.
-        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng).to(device)
+        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
         generator.requires_grad_(True)
         discriminator.requires_grad_(False)
         optimizer_G.zero_grad(set_to_none=True)
         stats.update(generator_step(pair, real, labels, z, loss["loss"]))
         if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
             stats.update(_generator_penalty_step(pair, z, labels, pair.generator_penalty_interval))
+        _average_gradients(generator, world_size)
         optimizer_G.step()
+        if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
+            stats.update(pair.step_statistics())
+        stats = _average_stats(stats, device, world_size)
 
         # EMA.
         with torch.no_grad():
@@ -249,21 +307,22 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             row = dict(tick=tick, kimg=nimg / 1000, seconds=round(wall_before + now - start_time, 3),
                        tick_seconds=round(now - tick_start, 3), r1=None, r2=None)
             row.update({key: sums[key] / counts[key] for key in sums})
-            with open(run_dir / "metrics.jsonl", "a") as stream:
-                stream.write(json.dumps(row) + "\n")
+            if writer:
+                with open(run_dir / "metrics.jsonl", "a") as stream:
+                    stream.write(json.dumps(row) + "\n")
             sums, counts, tick_start = defaultdict(float), defaultdict(int), now
-            if bar is None and progress:
+            if bar is None and progress and writer:
                 print(f"[{run_dir.name}] kimg {row['kimg']:.1f} loss_D {row['loss_D']:.4f} loss_G {row['loss_G']:.4f}", flush=True)
             if status == "diverged":
                 break
-            if tick % config.checkpoint_ticks == 0 or nimg >= duration_nimg:
+            if writer and (tick % config.checkpoint_ticks == 0 or nimg >= duration_nimg):
                 save()
     if bar is not None:
         bar.close()
 
-    # Finish.
+    # Finish (rank 0 evaluates and writes; the other ranks are done).
     metrics = {}
-    if status == "completed":
+    if status == "completed" and writer:
         generator_ema.eval()
         sample = lambda n: generate(generator_ema, pair.latent_dim, data.num_classes, n, device)  # noqa: E731
         kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
@@ -276,7 +335,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         git_commit=_git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
         run=run_dir.name, torch=torch.__version__,
     )
-    files.write_json(run_dir / "summary.json", summary)
+    if writer:
+        files.write_json(run_dir / "summary.json", summary)
     return summary
 
 

@@ -65,16 +65,18 @@ def run_list(args) -> int:
 
 
 def _plan(args):
-    from runners.experiment import check_resources, expand, load_experiment, parse_overrides
+    from runners.experiment import check_resources, expand, load_experiment, parse_overrides, resources_for
+    from runners.launch import check_batches
 
     experiment = load_experiment(args.experiment)
     overrides = parse_overrides(args.overrides)
-    resources = dict(experiment.resources)
+    resources = resources_for(experiment, args.preset)
     if getattr(args, "max_parallel", None) is not None:
         resources["max_parallel"] = args.max_parallel
     check_resources(resources)
     root = results_root(args)
     specs = expand(experiment, root, preset=args.preset, overrides=overrides)
+    check_batches(specs, resources)
     return experiment, specs, resources, root
 
 
@@ -96,7 +98,7 @@ def run_experiment(args) -> int:
             print(f"  analysis {name} {options} -> {folder}")
         return 0
     for name, options, folder in analyses_of(experiment, root):
-        _run_analysis(name, options, folder)
+        _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty())
     if outcome["skipped"]:
         print(f"{outcome['skipped']} runs already finished (use --force to re-run them)")
@@ -107,12 +109,29 @@ def run_experiment(args) -> int:
     return 1 if outcome["problems"] or "failed" in states or "running" in states else 0
 
 
-def _run_analysis(name: str, options: dict, folder: Path) -> None:
+def _run_analysis(name: str, options: dict, folder: Path, specs) -> None:
+    """Analyses run in this process before the jobs; their results land in `folder`."""
+    from roadmap import files
+
     if name == "dirac":
         from toy2d.commands import write_analysis
 
         write_analysis(options["gamma"], folder)
         print(f"dirac analysis (gamma {options['gamma']:g}) -> {folder}")
+    elif name == "stackedmnist_real":
+        from stackedmnist.commands import score_real
+
+        resolutions = {spec.config.dataset_args.get("resolution", 32) for spec in specs if spec.config.dataset == "stackedmnist"}
+        if len(resolutions) != 1:
+            raise ConfigError(f"analyses.stackedmnist_real: the runs use resolutions {sorted(resolutions)}, expected one")
+        resolution = resolutions.pop()
+        path = folder / "eval.json"
+        if path.exists() and files.read_json(path).get("resolution") == resolution:
+            return  # the ceiling row is deterministic: computed once
+        roots = {spec.config.dataset_args.get("root") for spec in specs}
+        result = dict(score_real(options["n"], resolution, roots.pop() if len(roots) == 1 else None), resolution=resolution)
+        files.write_json(path, result)
+        print(f"real Stacked MNIST at {resolution} px: {result['modes']} modes, KL {result['kl']:.4f} -> {path}")
 
 
 def run_status(args) -> int:

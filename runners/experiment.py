@@ -6,7 +6,7 @@ Schema (every key optional except `base`; unknown keys are rejected with the clo
     base: {RunConfig fields, dotted keys allowed: model_args.width: 0.125}
     grid: {RunConfig field: [value, ...]}      # cartesian product, in the order written
     seeds: [0, 1, 2]
-    presets: {cpu: {overrides of base}, paper: {...}}
+    presets: {cpu: {overrides of base}, paper: {..., resources: {gpus_per_node: 1}}}
     default_preset: cpu
     resources: {timeout_min: 60, cpus_per_task: 1, gpus_per_node: 0, mem_gb: 8, ...}
     include: [other bundled experiments; their runs land in <this>/<included>/]
@@ -28,7 +28,10 @@ from roadmap.errors import ConfigError, closest, unknown
 
 BUNDLED = Path(__file__).resolve().parent / "experiments"
 TOP_LEVEL_KEYS = ("description", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses")
-ANALYSES = {"dirac": dict(gamma=1.0)}  # in-process analyses and their default arguments
+# In-process analyses and their default arguments. stackedmnist_real scores real samples at the
+# resolution of the experiment's own runs (the ceiling row of Tables 1 and 3).
+ANALYSES = {"dirac": dict(gamma=1.0), "stackedmnist_real": dict(n=26_000)}
+ANALYSIS_FOLDERS = {"stackedmnist_real": "real"}  # where reports/ looks for each analysis
 RESOURCE_KEYS = {
     "timeout_min": int,  # wall-clock limit per job (submitit's local default of 2 minutes is never used)
     "cpus_per_task": int,
@@ -123,6 +126,9 @@ def _check_types(experiment: Experiment, where: str) -> None:
     for name, values in experiment.presets.items():
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: presets.{name}: expected a mapping of overrides")
+        if not isinstance(values.get("resources", {}), dict):
+            raise ConfigError(f"{where}: presets.{name}.resources: expected a mapping")
+        check_resources(values.get("resources", {}), f"{where}: presets.{name}")
     check_resources(experiment.resources, where)
     if isinstance(experiment.analyses, list):
         experiment.analyses = {name: {} for name in experiment.analyses}
@@ -132,6 +138,12 @@ def _check_types(experiment: Experiment, where: str) -> None:
         for option in options or {}:
             if option not in ANALYSES[name]:
                 raise ConfigError(f"{where}: analyses.{name}: unknown option {option!r}{closest(option, ANALYSES[name])}")
+
+
+def resources_for(experiment: Experiment, preset: Optional[str] = None) -> dict:
+    """The experiment's resources with the chosen preset's `resources` on top (e.g. GPUs for `paper`)."""
+    chosen = preset if preset is not None else experiment.default_preset
+    return dict(experiment.resources, **experiment.presets.get(chosen, {}).get("resources", {}))
 
 
 def check_resources(resources: dict, where: str = "resources") -> None:
@@ -199,7 +211,8 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             grid[key] = [value]  # fixing a grid axis on the command line keeps it in run names
         else:
             base_overrides[key] = value
-    base = merge(experiment.base, experiment.presets.get(chosen, {}) if chosen else {})
+    preset_values = {k: v for k, v in experiment.presets.get(chosen, {}).items() if k != "resources"} if chosen else {}
+    base = merge(experiment.base, preset_values)
     where = f"{prefix}{experiment.name}"
     specs = []
     for combination in itertools.product(*grid.values()):
@@ -224,20 +237,27 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
 
 def _check_models_and_data(specs) -> None:
     """Unknown configuration or data-set names fail here, before any job starts."""
-    from roadmap.registry import list_datasets, list_models
+    from roadmap.registry import check_dataset, list_models
 
-    models, datasets = list_models(), list_datasets()
+    models, checked = list_models(), set()
     for spec in specs:
         if spec.config.model not in models:
             raise ConfigError(f"{spec.experiment}: {unknown('configuration', spec.config.model, models)}")
-        if spec.config.dataset not in datasets:
-            raise ConfigError(f"{spec.experiment}: {unknown('data set', spec.config.dataset, datasets)}")
+        key = (spec.config.dataset, repr(sorted(spec.config.dataset_args.items())))
+        if key not in checked:
+            checked.add(key)
+            try:
+                check_dataset(spec.config.dataset, **spec.config.dataset_args)
+            except ConfigError as error:
+                raise ConfigError(f"{spec.experiment}: {error}") from None
+            except TypeError as error:  # an option the data set does not take
+                raise ConfigError(f"{spec.experiment}: dataset_args: {error}") from None
 
 
 def analyses_of(experiment: Experiment, results_root, prefix: str = "") -> list[tuple]:
     """(name, options, output folder) for the experiment's analyses and its includes'."""
     where = f"{prefix}{experiment.name}"
-    found = [(name, dict(ANALYSES[name], **(options or {})), Path(results_root) / where / name)
+    found = [(name, dict(ANALYSES[name], **(options or {})), Path(results_root) / where / ANALYSIS_FOLDERS.get(name, name))
              for name, options in experiment.analyses.items()]
     for included in experiment.include:
         found += analyses_of(load_experiment(included), results_root, prefix=f"{where}/")

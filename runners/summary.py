@@ -36,7 +36,7 @@ def summarize(specs) -> list:
                 summaries.append(dict(status="failed"))
         row = dict(zip(("experiment",) + VARIANT_FIELDS, key))
         row["diverged"] = f"{sum(s['status'] == 'diverged' for s in summaries)}/{len(summaries)}"
-        row["failed"] = sum(s["status"] in ("failed", "running") for s in summaries)
+        row["failed"] = f"{sum(s['status'] in ('failed', 'running') for s in summaries)}/{len(summaries)}"
         completed = [s["metrics"] for s in summaries if s["status"] == "completed"]
         for metric in SHOWN_METRICS:
             if any(metric in m for m in completed):
@@ -49,8 +49,8 @@ def print_summary(specs) -> None:
     rows = summarize(specs)
     if not rows:
         return
-    columns = ["experiment", *VARIANT_FIELDS, "diverged"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
-    columns = [c for c in columns if len({str(r.get(c)) for r in rows}) > 1 or c in ("diverged", "experiment") or c in SHOWN_METRICS]
+    columns = ["experiment", *VARIANT_FIELDS, "diverged", "failed"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
+    columns = [c for c in columns if len({str(r.get(c)) for r in rows}) > 1 or c in ("diverged", "failed", "experiment") or c in SHOWN_METRICS]
     widths = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in rows)) for c in columns}
     print("\nsummary (mean±std over seeds; diverged = diverged/total):")
     print("  ".join(c.ljust(widths[c]) for c in columns))

@@ -1,17 +1,24 @@
 """MLP generator and discriminator for the 2-D toys, registered like any configuration (Appendix E)."""
 from torch import nn
 
+from roadmap.networks.layers import ACTIVATIONS, Activation, check_choice
 from roadmap.registry import ModelPair, register_model
 
 
-class MLP(nn.Module):
-    """Linear -> LeakyReLU(0.2), `depth` times, then Linear to the output; no normalization."""
+def _activation(name: str) -> nn.Module:
+    """nn.LeakyReLU(0.2) for the default "lrelu" (paper principle e), else layers.Activation (Appendix E ablation)."""
+    check_choice("activation", name, ACTIVATIONS)
+    return nn.LeakyReLU(0.2) if name == "lrelu" else Activation(name)
 
-    def __init__(self, in_features: int, hidden: int, depth: int, out_features: int):
+
+class MLP(nn.Module):
+    """Linear -> activation (LeakyReLU(0.2) by default), `depth` times, then Linear to the output; no normalization."""
+
+    def __init__(self, in_features: int, hidden: int, depth: int, out_features: int, activation: str = "lrelu"):
         super().__init__()
         layers, width = [], in_features
         for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, hidden), _activation(activation)]
             width = hidden
         layers.append(nn.Linear(width, out_features))
         self.net = nn.Sequential(*layers)
@@ -20,8 +27,8 @@ class MLP(nn.Module):
 class ToyGenerator(MLP):
     """z [N, latent_dim] -> x [N, 2]; no output nonlinearity (paper principle e: no tanh)."""
 
-    def __init__(self, latent_dim: int, hidden: int, depth: int, data_dim: int):
-        super().__init__(latent_dim, hidden, depth, data_dim)
+    def __init__(self, latent_dim: int, hidden: int, depth: int, data_dim: int, activation: str = "lrelu"):
+        super().__init__(latent_dim, hidden, depth, data_dim, activation)
 
     def forward(self, z, labels=None):
         return self.net(z)
@@ -30,25 +37,26 @@ class ToyGenerator(MLP):
 class ToyDiscriminator(MLP):
     """x [N, 2] -> logits [N]."""
 
-    def __init__(self, hidden: int, depth: int, data_dim: int):
-        super().__init__(data_dim, hidden, depth, 1)
+    def __init__(self, hidden: int, depth: int, data_dim: int, activation: str = "lrelu"):
+        super().__init__(data_dim, hidden, depth, 1, activation)
 
     def forward(self, x, labels=None):
         return self.net(x).squeeze(1)
 
 
-def _toy_mlp(latent_dim: int, hidden: int, depth: int, data_dim: int, loss: dict) -> ModelPair:
+def _toy_mlp(latent_dim: int, hidden: int, depth: int, data_dim: int, loss: dict, activation: str) -> ModelPair:
     return ModelPair(
-        generator=ToyGenerator(latent_dim, hidden, depth, data_dim),
-        discriminator=ToyDiscriminator(hidden, depth, data_dim),
+        generator=ToyGenerator(latent_dim, hidden, depth, data_dim, activation),
+        discriminator=ToyDiscriminator(hidden, depth, data_dim, activation),
         latent_dim=latent_dim,
         loss=loss,
-        description=f"MLP G/D for 2-D toys ({depth} x {hidden}, leaky ReLU, no normalization)",
+        description=f"MLP G/D for 2-D toys ({depth} x {hidden}, {'leaky ReLU' if activation == 'lrelu' else activation}, no normalization)",
     )
 
 
 @register_model
 def toy_mlp(**overrides) -> ModelPair:
-    """The 2-D toy test bed: MLP G and D, RpGAN + R1 + R2 by default."""
-    defaults = dict(latent_dim=16, hidden=128, depth=3, data_dim=2, loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
+    """The 2-D toy test bed: MLP G and D, RpGAN + R1 + R2 by default; `activation` in lrelu | gelu | silu | smu."""
+    defaults = dict(latent_dim=16, hidden=128, depth=3, data_dim=2, activation="lrelu",
+                    loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
     return _toy_mlp(**dict(defaults, **overrides))

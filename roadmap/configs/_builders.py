@@ -8,6 +8,16 @@ order, highest resolution first) with Table 2's ratios, then multiplied by `widt
   size is 16 (paper) for E1; for E it is read from Table 9's groups column (3x3 width / groups:
   16, except 32 on ImageNet, where the official code keeps 96 groups at twice the width).
 Nothing else about the architecture depends on `width`.
+
+Options of the modern ResNet (D1..E) for the Appendix E negative results and CPU-sized runs; each
+default reproduces the paper's network exactly (same modules, same parameter counts):
+- `activation` (lrelu | gelu | silu | smu) and `normalization` (none | group): see networks/resnet.py;
+- `resolution`: None = the preset's; a smaller power of two keeps the preset's lowest-resolution
+  stages (e.g. 16 px on the stackedmnist preset: its 16, 8 and 4 px stages);
+- `low_precision_stages`: None = the preset's count, capped so that the 4x4 stage stays fp32
+  (as in every preset at its own resolution);
+- `precision_events`: count overflow/NaN events per step (networks/precision.py); None = on
+  exactly when `precision` is not fp32. The counts reach metrics.jsonl through ModelPair.step_statistics.
 """
 import math
 
@@ -15,6 +25,7 @@ import torch
 
 from roadmap.errors import ConfigError, unknown
 from roadmap.networks.layers import GROUP_SIZE, check_width, precision_dtype, scale_channels, scale_grouped
+from roadmap.networks.precision import PrecisionMonitor
 from roadmap.networks.resnet import ResNetDiscriminator, ResNetGenerator
 from roadmap.networks.stylegan2 import ResidualDiscriminator, StrippedGenerator, StyleGAN2Generator
 from roadmap.presets import NUM_CLASSES, PRESETS
@@ -107,11 +118,25 @@ def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=No
 # ----------------------------------------------------------------------------------------------
 # Configs D1, D, E1, E: the modern ResNet.
 
-RESNET_OPTIONS = ("stem_ratio", "hidden_ratio", "group_size", "output_skips", "blocks", "latent_dim", "conditional", "loss", "description")
+RESNET_OPTIONS = ("stem_ratio", "hidden_ratio", "group_size", "output_skips", "blocks", "latent_dim", "conditional", "loss", "description",
+                  "activation", "normalization", "resolution", "low_precision_stages", "precision_events")
+
+
+def _stage_slice(row: dict, resolution) -> slice:
+    """Which of the preset's stages (highest resolution first) a network at `resolution` keeps."""
+    count = len(row["stylegan2_channels"])
+    if resolution is None:
+        return slice(0, count)
+    valid = [4 * 2 ** i for i in range(1, count)]
+    if resolution not in valid:
+        raise ConfigError(f"resolution: expected one of {valid} (powers of two up to the preset's), got {resolution!r}")
+    kept = int(math.log2(resolution)) - 1
+    return slice(count - kept, count)
 
 
 def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, output_skips, blocks=2, latent_dim=64,
-            conditional=None, loss=None, description="") -> ModelPair:
+            conditional=None, loss=None, description="", activation="lrelu", normalization="none", resolution=None,
+            low_precision_stages=None, precision_events=None) -> ModelPair:
     """stem = stem_ratio x Config A width, hidden (3x3 conv width) = hidden_ratio x Config A width.
 
     group_size: None (dense 3x3), an int, or "preset" (hidden width at width 1 / Table 9 groups).
@@ -119,11 +144,12 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise ConfigError(f"blocks: must be an integer >= 1, got {blocks!r}")
-    base = row["stylegan2_channels"]
+    kept = _stage_slice(row, resolution)
+    base, preset_groups = row["stylegan2_channels"][kept], row["groups"][kept]
     stems = [scale_channels(round(stem_ratio * c), width) for c in base]
     if group_size is not None:
         full = [round(hidden_ratio * c) for c in base]
-        sizes = [h // g for h, g in zip(full, row["groups"])] if group_size == "preset" else [group_size] * len(base)
+        sizes = [h // g for h, g in zip(full, preset_groups)] if group_size == "preset" else [group_size] * len(base)
         if any(h % s for h, s in zip(full, sizes)):
             raise ConfigError(f"group_size: {group_size!r} does not divide the 3x3 conv widths {full}")
         hiddens = [scale_grouped(h, width, s) for h, s in zip(full, sizes)]
@@ -131,7 +157,16 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
     else:
         hiddens = [scale_channels(round(hidden_ratio * c), width) for c in base]
         groups = [1] * len(base)
-    stages = row["low_precision_stages"]
-    generator = ResNetGenerator(latent_dim, stems, hiddens, groups, blocks, num_classes, output_skips, stages, dtype)
-    discriminator = ResNetDiscriminator(stems, hiddens, groups, blocks, num_classes, stages, dtype)
-    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or RPGAN_R1_R2), description=description)
+    if low_precision_stages is None:
+        low_precision_stages = min(row["low_precision_stages"], len(base) - 1)
+    if isinstance(low_precision_stages, bool) or not isinstance(low_precision_stages, int) or not 0 <= low_precision_stages <= len(base):
+        raise ConfigError(f"low_precision_stages: expected an integer in [0, {len(base)}], got {low_precision_stages!r}")
+    if precision_events is not None and not isinstance(precision_events, bool):
+        raise ConfigError(f"precision_events: expected true, false or null, got {precision_events!r}")
+    monitor = PrecisionMonitor() if (dtype != torch.float32 if precision_events is None else precision_events) else None
+    ablation = dict(activation=activation, normalization=normalization, monitor=monitor)
+    generator = ResNetGenerator(latent_dim, stems, hiddens, groups, blocks, num_classes, output_skips,
+                                low_precision_stages, dtype, **ablation)
+    discriminator = ResNetDiscriminator(stems, hiddens, groups, blocks, num_classes, low_precision_stages, dtype, **ablation)
+    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or RPGAN_R1_R2), description=description,
+                     step_statistics=None if monitor is None else monitor.step_statistics)

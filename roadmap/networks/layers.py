@@ -9,6 +9,17 @@ parameters always stay fp32. A stage marked low-precision receives its input thr
   is rounded through the format (x.to(dtype).to(float32)) at the stage's entry and exit; the
   arithmetic inside stays fp32.
 Networks return fp32 images/logits in both cases.
+
+What the CPU emulation models and what it does not (the `precision` experiment):
+- modelled: the range and rounding of the format on every activation crossing a stage boundary
+  (forward), and on every activation gradient crossing it (backward: autograd casts the gradient
+  of `x.to(dtype).float()` through `dtype` too), so fp16 overflow to inf (|x| > 65504) and
+  gradient underflow to 0 (|g| < 2^-25) at the boundaries happen as on a GPU;
+- not modelled: rounding and overflow *inside* a stage (convolution accumulation, intermediate
+  activations of the residual blocks, the 1x1/3x3 matmul outputs that overflow before the stage
+  boundary), the input gradients of R1/R2 as computed in the format, and autocast's per-op choices.
+Ablation options of the ResNet G/D (Appendix E negative results): `activation` (ACTIVATIONS) and
+`normalization` (NORMALIZATIONS); the defaults (leaky ReLU, none) are the paper's.
 """
 import math
 
@@ -23,6 +34,11 @@ LEAKY_SLOPE = 0.2
 LEAKY_GAIN = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE**2))
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 GROUP_SIZE = 16  # channels per group of the 3x3 grouped conv (Config E1/E)
+ACTIVATIONS = ("lrelu", "gelu", "silu", "smu")  # Appendix E: GELU, Swish (= SiLU) and SMU instead of leaky ReLU
+NORMALIZATIONS = ("none", "group")  # Appendix E: GroupNorm in G and D
+SMU_ALPHA = 0.25  # smooth maximum unit (Biswas et al. 2022): slope of the leaky part
+SMU_MU = 1.0  # SMU smoothing, fixed here (the SMU paper also allows a learnable mu; fixed keeps parameter counts)
+GROUP_NORM_GROUPS = 32  # at most this many groups per GroupNorm (Wu & He's default), fewer when channels do not divide
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -38,6 +54,63 @@ def enter_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if x.is_cuda:
         return x.to(dtype)
     return x.to(dtype).float()
+
+
+def check_choice(field: str, value, choices) -> str:
+    if value not in choices:
+        raise ConfigError(f"{field}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def smu(x: torch.Tensor, alpha: float = SMU_ALPHA, mu: float = SMU_MU) -> torch.Tensor:
+    """Smooth maximum unit: ((1 + a) x + (1 - a) x erf(mu (1 - a) x)) / 2, a smooth max(x, a x)."""
+    return ((1 + alpha) * x + (1 - alpha) * x * torch.erf(mu * (1 - alpha) * x)) / 2
+
+
+def leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU with the paper's slope 0.2 (principle e)."""
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+def activation_function(name: str):
+    """The elementwise nonlinearity `name` (ACTIVATIONS) as a function of a tensor."""
+    check_choice("activation", name, ACTIVATIONS)
+    return dict(lrelu=leaky_relu, gelu=F.gelu, silu=F.silu, smu=smu)[name]
+
+
+class Activation(nn.Module):
+    """An elementwise nonlinearity chosen by name (ACTIVATIONS); no parameters."""
+
+    def __init__(self, name: str = "lrelu"):
+        super().__init__()
+        self.name, self.function = name, activation_function(name)
+
+    def forward(self, x):
+        return self.function(x)
+
+    def extra_repr(self):
+        return self.name
+
+
+def group_count(channels: int, most: int = GROUP_NORM_GROUPS) -> int:
+    """The largest number of groups <= `most` that divides `channels`."""
+    return max(g for g in range(1, min(most, channels) + 1) if channels % g == 0)
+
+
+class GroupNorm(nn.GroupNorm):
+    """torch GroupNorm (affine) whose fp32 weights follow the activation's dtype; `group_count` groups."""
+
+    def __init__(self, channels: int):
+        super().__init__(group_count(channels), channels)
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight.to(x.dtype), self.bias.to(x.dtype), self.eps)
+
+
+def normalization_layer(name: str, channels: int) -> nn.Module:
+    """GroupNorm for "group", nn.Identity() for "none" (the paper's principle c: no normalization)."""
+    check_choice("normalization", name, NORMALIZATIONS)
+    return GroupNorm(channels) if name == "group" else nn.Identity()
 
 
 def check_width(width) -> float:
@@ -93,15 +166,16 @@ class Linear(nn.Module):
 
 
 class BiasedActivation(nn.Module):
-    """x + bias (per channel), then leaky ReLU(0.2). Layer order: bias -> leaky ReLU."""
+    """x + bias (per channel), then the nonlinearity (leaky ReLU(0.2) by default). Layer order: bias -> activation."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, activation: str = "lrelu"):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.activation = activation_function(activation)
 
     def forward(self, x):
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        return F.leaky_relu(x + self.bias.to(x.dtype).view(shape), LEAKY_SLOPE)
+        return self.activation(x + self.bias.to(x.dtype).view(shape))
 
 
 def _bilinear_kernel() -> torch.Tensor:

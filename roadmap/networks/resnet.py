@@ -5,6 +5,11 @@ G runs stages from 4x4 upwards, D mirrors it downwards. Widths are given per sta
 highest resolution to the lowest (Table 9 order) and are used as given (the width multiplier
 is applied by the configuration builders). Fix-up initialization lives in `ResidualBlock.__init__`
 (the one place weights of a block are initialized); the other layers use He init with gain 1.
+
+Appendix E ablations (builder keywords, defaults = the paper's network): `activation` replaces the
+two leaky ReLUs of every residual block (GELU, SiLU/Swish, SMU; same init), `normalization="group"`
+adds a GroupNorm before each of them. `monitor` (a precision.PrecisionMonitor or None) counts
+overflow/NaN events of every stage's activation and gradient and of D's logits.
 """
 import torch
 import torch.nn.functional as F
@@ -18,28 +23,34 @@ from roadmap.networks.layers import (
     Linear,
     Upsample,
     enter_precision,
+    normalization_layer,
 )
 
 
 class ResidualBlock(nn.Module):
-    """x + Conv1x1(stem->hidden) -> bias+LReLU -> Conv3x3(hidden, groups) -> bias+LReLU -> Conv1x1(hidden->stem).
+    """x + Conv1x1(stem->hidden) -> [GroupNorm] -> bias+act -> Conv3x3(hidden, groups) -> [GroupNorm] -> bias+act -> Conv1x1(hidden->stem).
 
-    No convolution has a bias of its own; the biases sit before the two activations, so the last
-    1x1 conv has none (paper). Fix-up init: the last conv is zero (the block is the identity at
-    init), the other two use He init scaled by L^-1/4, L = residual blocks in the whole network.
+    act is leaky ReLU(0.2) unless `activation` says otherwise; the GroupNorms are nn.Identity()
+    unless `normalization="group"` (paper: no normalization). No convolution has a bias of its own;
+    the biases sit before the two activations, so the last 1x1 conv has none (paper). Fix-up init:
+    the last conv is zero (the block is the identity at init), the other two use He init scaled by
+    L^-1/4, L = residual blocks in the whole network (the same init whatever the activation).
     """
 
-    def __init__(self, stem: int, hidden: int, groups: int, total_blocks: int):
+    def __init__(self, stem: int, hidden: int, groups: int, total_blocks: int, activation: str = "lrelu",
+                 normalization: str = "none"):
         super().__init__()
         gain = LEAKY_GAIN * total_blocks ** -0.25
         self.conv1 = Convolution(stem, hidden, 1, gain=gain)
-        self.act1 = BiasedActivation(hidden)
+        self.norm1 = normalization_layer(normalization, hidden)
+        self.act1 = BiasedActivation(hidden, activation)
         self.conv2 = Convolution(hidden, hidden, 3, groups=groups, gain=gain)
-        self.act2 = BiasedActivation(hidden)
+        self.norm2 = normalization_layer(normalization, hidden)
+        self.act2 = BiasedActivation(hidden, activation)
         self.conv3 = Convolution(hidden, stem, 1, gain=0.0)
 
     def forward(self, x):
-        return x + self.conv3(self.act2(self.conv2(self.act1(self.conv1(x)))))
+        return x + self.conv3(self.act2(self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))))
 
 
 class GenerativeBasis(nn.Module):
@@ -92,15 +103,34 @@ class DownTransition(nn.Module):
 
 
 class Stage(nn.Module):
-    """One resolution stage: its layers in order, run in `dtype` (layers.enter_precision at entry and exit)."""
+    """One resolution stage: its layers in order, run in `dtype` (layers.enter_precision at entry and exit).
 
-    def __init__(self, layers: list, dtype: torch.dtype = torch.float32):
+    With a `monitor`, the events of the tensors crossing the stage's boundaries are counted under
+    `name`: `.in` (entering a low-precision stage), `.act` (leaving it) and `.grad` (the gradient
+    arriving at its output, before autograd casts it through the format).
+    """
+
+    def __init__(self, layers: list, dtype: torch.dtype = torch.float32, name: str = "", monitor=None):
         super().__init__()
         self.layers = nn.Sequential(*layers)
         self.dtype = dtype
+        self.name = name
+        self.monitor = monitor
+        if monitor is not None:
+            for part in ((".in",) if dtype != torch.float32 else ()) + (".act", ".grad"):
+                monitor.register(name + part)
 
     def forward(self, x):
-        return enter_precision(self.layers(enter_precision(x, self.dtype)), self.dtype)
+        if self.monitor is None:
+            return enter_precision(self.layers(enter_precision(x, self.dtype)), self.dtype)
+        if self.dtype != torch.float32:
+            self.monitor.count(self.name + ".in", x, self.dtype)
+        y = self.layers(enter_precision(x, self.dtype))
+        self.monitor.count(self.name + ".act", y, self.dtype)
+        out = enter_precision(y, self.dtype)
+        if out.requires_grad:
+            out.register_hook(lambda grad: self.monitor.count(self.name + ".grad", grad, self.dtype))
+        return out
 
 
 def _stage_dtypes(count: int, low_precision_stages: int, dtype: torch.dtype) -> list:
@@ -117,7 +147,7 @@ class ResNetGenerator(nn.Module):
     """
 
     def __init__(self, latent_dim, stems, hiddens, groups, blocks, num_classes=0, output_skips=False,
-                 low_precision_stages=0, dtype=torch.float32):
+                 low_precision_stages=0, dtype=torch.float32, activation="lrelu", normalization="none", monitor=None):
         super().__init__()
         stems, hiddens, groups = stems[::-1], hiddens[::-1], groups[::-1]  # low -> high resolution
         total_blocks = blocks * len(stems)
@@ -128,8 +158,8 @@ class ResNetGenerator(nn.Module):
         for index, (stem, hidden, group) in enumerate(zip(stems, hiddens, groups)):
             transition = (GenerativeBasis(latent_dim * (2 if num_classes else 1), stem) if index == 0
                           else UpTransition(stems[index - 1], stem))
-            residual = [ResidualBlock(stem, hidden, group, total_blocks) for _ in range(blocks)]
-            stages.append(Stage([transition] + residual, dtypes[index]))
+            residual = [ResidualBlock(stem, hidden, group, total_blocks, activation, normalization) for _ in range(blocks)]
+            stages.append(Stage([transition] + residual, dtypes[index], f"G.s{4 * 2 ** index}", monitor))
         self.stages = nn.ModuleList(stages)
         to_rgb_from = stems if output_skips else stems[-1:]
         self.to_rgb = nn.ModuleList(Convolution(stem, 3, 1) for stem in to_rgb_from)
@@ -156,7 +186,8 @@ class ResNetDiscriminator(nn.Module):
     classifier head). Conditional: projection D, logit = <head output, embed(label)>.
     """
 
-    def __init__(self, stems, hiddens, groups, blocks, num_classes=0, low_precision_stages=0, dtype=torch.float32):
+    def __init__(self, stems, hiddens, groups, blocks, num_classes=0, low_precision_stages=0, dtype=torch.float32,
+                 activation="lrelu", normalization="none", monitor=None):
         super().__init__()
         total_blocks = blocks * len(stems)
         dtypes = _stage_dtypes(len(stems), low_precision_stages, dtype)
@@ -164,14 +195,18 @@ class ResNetDiscriminator(nn.Module):
         out_features = stems[-1] if num_classes else 1
         stages = []
         for index, (stem, hidden, group) in enumerate(zip(stems, hiddens, groups)):
-            residual = [ResidualBlock(stem, hidden, group, total_blocks) for _ in range(blocks)]
+            residual = [ResidualBlock(stem, hidden, group, total_blocks, activation, normalization) for _ in range(blocks)]
             transition = (DownTransition(stem, stems[index + 1]) if index + 1 < len(stems)
                           else ClassifierHead(stem, out_features))
-            stages.append(Stage(residual + [transition], dtypes[index]))
+            resolution = 4 * 2 ** (len(stems) - 1 - index)
+            stages.append(Stage(residual + [transition], dtypes[index], f"D.s{resolution}", monitor))
         self.stages = nn.ModuleList(stages)
         # Projection embedding scaled so that the logit starts with unit-order variance.
         self.embedding = Linear(num_classes, out_features, gain=out_features ** -0.5) if num_classes else None
         self.num_classes = num_classes
+        self.monitor = monitor
+        if monitor is not None:
+            monitor.register("D.logits")
 
     def forward(self, x, labels=None):
         x = enter_precision(x.float(), self.stages[0].dtype)
@@ -181,4 +216,6 @@ class ResNetDiscriminator(nn.Module):
         x = x.float()
         if self.embedding is not None:
             x = (x * self.embedding(F.one_hot(labels, self.num_classes).float())).sum(1, keepdim=True)
+        if self.monitor is not None:
+            self.monitor.count("D.logits", x)
         return x.squeeze(1)

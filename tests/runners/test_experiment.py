@@ -49,6 +49,12 @@ def write(tmp_path, text, name="exp.yaml"):
     ("base: {}\ngrid: {loss: gan}\n", "grid.loss: expected a non-empty list"),
     ("base: {}\nresources: {timeout_min: 0}\n", "resources.timeout_min: must be >= 1"),
     ("base: {}\nresources: {gpus: 1}\n", "unknown key 'gpus'"),
+    ("base: {}\nresources: {cpus_per_task: two}\n", "resources.cpus_per_task: expected int, got 'two'"),
+    ("base: {}\nresources: {tasks_per_node: 0}\n", "resources.tasks_per_node: must be >= 1"),
+    ("base: {}\nresources: {mem_gb: -4}\n", "resources.mem_gb: must be >= 1"),
+    ("base: {}\nresources: {partition: 3}\n", "resources.partition: expected str, got 3"),
+    ("base: {}\nresources: {array_parallelism: true}\n", "resources.array_parallelism: expected int, got True"),
+    ("base: {}\nresources: [timeout_min]\n", "resources: expected a dict"),
     ("base: {}\nseeds: [-1]\n", "seeds: expected integers >= 0"),
 ])
 def test_bad_experiment_files_fail_in_one_line_before_any_run(tmp_path, capsys, text, message):
@@ -101,3 +107,21 @@ def test_overrides_may_follow_options(tmp_path, capsys):
     out = tmp_path / "results"
     assert main(["run", "toy2d-ablation", "--dry-run", "--out", str(out), "loss=gan", "seeds=[1]"]) == 0
     assert "12 runs" in capsys.readouterr().out
+
+
+def test_missing_data_root_fails_before_any_job(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("R3BENCH_DATA", raising=False)
+    out = tmp_path / "results"
+    assert main(["run", "table1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset_args.root: no MNIST root given" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_preset_resources_override_the_experiment_resources():
+    from runners.experiment import resources_for
+
+    experiment = load_experiment("table3")
+    assert resources_for(experiment, "paper")["gpus_per_node"] == 1
+    assert resources_for(experiment, "cpu").get("gpus_per_node", 0) == 0
+    assert resources_for(experiment)["timeout_min"] == 120

@@ -1,0 +1,104 @@
+"""Stacked MNIST (PacGAN/VEEGAN protocol; paper Tables 1 and 3): three MNIST digits stacked into R, G and B.
+
+Each sample draws three MNIST training digits independently and uniformly and puts them in the
+R, G and B channels; its mode is 100*d_R + 10*d_G + d_B (1000 equally likely modes). Digits are
+zero-padded from 28x28 to 32x32 by 2 pixels on every side, the convention of the Progressive GAN
+dataset tool (`create_mnistrgb`), and scaled to [-1, 1]. An optional smaller `resolution` (CPU
+presets) downsamples bilinearly (antialiased); the classifier scales samples back up to read them.
+"""
+import functools
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from roadmap.errors import ConfigError
+from roadmap.registry import register_dataset
+from stackedmnist import metrics
+
+EVAL_SAMPLES = 26_000  # the PacGAN/VEEGAN protocol scores 26,000 generated samples
+MNIST_PAD = 2  # pixels of zero padding on each side: 28 -> 32 (Progressive GAN dataset tool)
+NATIVE_RESOLUTION = 32
+
+
+def data_root(root=None) -> Path:
+    """The MNIST root: `root` if given, else $R3BENCH_DATA; ConfigError when neither holds MNIST/raw."""
+    root = root or os.environ.get("R3BENCH_DATA")
+    if not root:
+        raise ConfigError("dataset_args.root: no MNIST root given; set R3BENCH_DATA, dataset_args.root or --data-root "
+                          "(a folder holding MNIST/raw/*-ubyte)")
+    if not (Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        raise ConfigError(f"dataset_args.root: no MNIST under {str(root)!r} (expected MNIST/raw/train-images-idx3-ubyte)")
+    return Path(root)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(root: str, train: bool):
+    from torchvision.datasets import MNIST
+
+    mnist = MNIST(root, train=train, download=False)
+    return mnist.data.contiguous(), mnist.targets.long()
+
+
+def load_mnist(root=None, train: bool = True):
+    """MNIST digits uint8 [N, 28, 28] and labels int64 [N] (read once per process)."""
+    return _load(str(data_root(root)), train)
+
+
+def check_options(root=None, resolution: int = NATIVE_RESOLUTION) -> None:
+    """The runner's pre-flight check: a valid resolution and an MNIST root that exists (no data loaded)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 4 <= resolution <= NATIVE_RESOLUTION:
+        raise ConfigError(f"dataset_args.resolution: expected an integer in [4, 32], got {resolution!r}")
+    data_root(root)
+
+
+class StackedMNIST:
+    """Unconditional Stacked MNIST at `resolution` (32 native); samples [N, 3, r, r] in [-1, 1]."""
+
+    name = "stackedmnist"
+    num_classes = 0
+
+    def __init__(self, root=None, resolution: int = NATIVE_RESOLUTION):
+        check_options(root, resolution)
+        digits, self.labels = load_mnist(root, train=True)
+        self.digits = F.pad(digits, (MNIST_PAD,) * 4)  # uint8 [60000, 32, 32]
+        self.resolution = resolution
+        self.shape = (3, resolution, resolution)
+
+    def to_images(self, stacked: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, 3, 32, 32] -> float [N, 3, r, r] in [-1, 1]."""
+        x = stacked.float() / 127.5 - 1.0
+        if self.resolution != NATIVE_RESOLUTION:
+            x = F.interpolate(x, size=(self.resolution,) * 2, mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def sample_with_modes(self, batch_size: int, generator: torch.Generator):
+        """(images [N, 3, r, r] in [-1, 1], modes int64 [N] = 100*d_R + 10*d_G + d_B)."""
+        index = torch.randint(len(self.digits), (batch_size, 3), generator=generator)
+        return self.to_images(self.digits[index]), metrics.modes_from_digits(self.labels[index])
+
+    def sample(self, batch_size: int, generator: torch.Generator):
+        return self.sample_with_modes(batch_size, generator)[0], None
+
+    def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
+        """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy."""
+        from stackedmnist.classifier import classify, load_classifier
+
+        model = load_classifier()
+        modes = metrics.modes_from_digits(classify(generate(n), model))
+        return dict(metrics.stacked_mnist_metrics(modes), classifier_accuracy=model.test_accuracy)
+
+    def save_samples(self, samples: torch.Tensor, path) -> None:
+        """An image grid PNG of samples [N, 3, r, r] in [-1, 1] (clamped), ceil(sqrt(N)) per row."""
+        from torchvision.utils import save_image
+
+        grid = (samples.detach().float().cpu().clamp(-1, 1) + 1) / 2
+        save_image(grid, str(path), nrow=math.ceil(math.sqrt(len(samples))), padding=1)
+
+
+@register_dataset("stackedmnist", check=check_options)
+def stacked_mnist(root=None, resolution: int = NATIVE_RESOLUTION) -> StackedMNIST:
+    """Stacked MNIST, 1000 modes; root from `root` or $R3BENCH_DATA; `resolution` 32 (paper) or smaller."""
+    return StackedMNIST(root, resolution)
