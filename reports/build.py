@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports import figures
+from reports import figures, negative
 from reports.collect import TOY_DATASETS, Results, collect
 from reports.tables import (
     all_tables,
@@ -65,8 +65,8 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
         figures.save_figure(result[0], figure_dir, name)
         made.append((name, title))
 
-    # Figure 1 and the gradient norms: Table 1 runs.
-    groups_by_experiment = _by_experiment(runs, table1_mask(runs))
+    # Figure 1 and the gradient norms: Table 1 runs (negative-result runs have their own figures).
+    groups_by_experiment = _by_experiment(runs, table1_mask(runs) & ~negative.negative_mask(runs) if len(runs) else [])
     for experiment, part in groups_by_experiment:
         groups = table1_groups(part)
         if not groups:
@@ -159,10 +159,13 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
     if results.problems:
         md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
         md += [f"- {line}" for line in _problem_lines(results)] + [""]
+    negative_sections = negative.report_sections(results, out_dir)
     md += ["## Tables", ""]
     if not tables:
         md += ["No table has data yet.", ""]
     for table in tables:
+        if table.name.startswith("negative-"):  # shown in their own section below
+            continue
         md += [f"### Table `{table.name}`", "", f"[Markdown](tables/{table.name}.md) · [LaTeX](tables/{table.name}.tex)", "",
                render_markdown(table)]
     md += ["## Figures", ""]
@@ -171,6 +174,8 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
     for name, title in made:
         md += [f"### {title}", "", f"![{title}](figures/{name}.png)", "", f"[PDF](figures/{name}.pdf)", ""]
     md += [f"- {note}" for note in figure_notes] + ([""] if figure_notes else [])
+    if negative_sections:
+        md += ["## Negative results (paper Appendix E)", ""] + negative.markdown_lines(negative_sections)
     if provenance is not None:
         md += ["## Provenance", "", render_markdown(provenance)]
     report_md = out_dir / "report.md"
@@ -183,13 +188,24 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         body.append("<h2>Problems</h2><ul>" + "".join(
             f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in results.problems) + "</ul>")
     body.append("<h2>Tables</h2>" + ("" if tables else "<p>No table has data yet.</p>"))
-    body += [render_html(table) for table in tables]
+    body += [render_html(table) for table in tables if not table.name.startswith("negative-")]
     body.append("<h2>Figures</h2>" + ("" if made else "<p>No figure has data yet.</p>"))
     for name, title in made:
         data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
         body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
                     f"<figcaption>{html.escape(title)}</figcaption></figure>")
     body += [f'<p class="note">{html.escape(note)}</p>' for note in figure_notes]
+    if negative_sections:
+        body.append("<h2>Negative results (paper Appendix E)</h2>")
+    for entry in negative_sections:
+        section = entry["section"]
+        body += [f"<h3>{html.escape(section.title)} ({html.escape(section.name)})</h3>",
+                 f"<blockquote>Paper (Appendix E): &quot;{html.escape(section.claim)}&quot;</blockquote>",
+                 f"<p>{html.escape(entry['verdict'].replace('**', ''))}</p>", render_html(entry["table"])]
+        for name, title in entry["figures"]:
+            data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(title)}</figcaption></figure>")
     if provenance is not None:
         body += ["<h2>Provenance</h2>", render_html(provenance)]
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"

@@ -10,10 +10,11 @@ printed next to it.
 
 The rule (`compare`, then `check_verdict`, then `combine`), on the primary metric KL (lower is
 better; every data set here reports it) per data set x network:
-- a seed of an arm *fails* when it diverged, or when its KL is >= KL_MARGIN above the other arm's mean;
+- a seed of an arm *fails* when it diverged, or when its KL is >= KL_MARGIN above the other arm's
+  worst (highest) KL, i.e. worse than every seed of the other arm by a clear margin;
 - variant `worse`: >= 2/3 of its finished seeds fail and fewer than half of the baseline's diverged;
   `better`: the same with the arms swapped and no failing variant seed;
-  `same`: no seed of either arm diverged and |mean KL difference| <= the larger 95% CI half-width
+  `same`: no seed of either arm fails and |mean KL difference| <= the larger 95% CI half-width
   (or <= KL_MARGIN when an arm has one seed); `unclear` otherwise, or with < MIN_SEEDS finished seeds in an arm;
 - a check expecting `worse` is reproduced on `worse`, not reproduced on `same`/`better`; expecting
   `not_worse` (bf16 "fixes it") is reproduced on `same`/`better`, not reproduced on `worse`;
@@ -25,23 +26,20 @@ better; every data set here reports it) per data set x network:
 """
 import dataclasses
 import math
-from typing import Optional
-
-import numpy as np
 import pandas as pd
 
 from reports.collect import metric_values
 from reports.stats import mean_ci
-from reports.tables import CI_NOTE, DIVERGED, Metric, Row, TableSpec, build_table, select_mask
+from reports.tables import CI_NOTE, DIVERGED, Metric, Row, TableSpec, build_table
 
-KL_MARGIN = 0.25  # nats: a KL this much above the other arm's mean counts as a failed seed
+KL_MARGIN = 0.25  # nats: a KL this much above the other arm's highest KL counts as a failed seed
 WORSE_FRACTION = 2 / 3  # at least this share of an arm's finished seeds must fail
 MIN_SEEDS = 2  # finished seeds needed in each arm for anything but "inconclusive"
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced at this scale", "inconclusive"
 GROUP_COLUMNS = ("dataset", "model")
 RULE = (f"rule: per data set x network, a seed fails when it diverged or its KL is >= {KL_MARGIN} nats above the "
-        f"other arm's mean; the variant is worse when >= 2/3 of its seeds fail (and < 1/2 of the baseline's diverged), "
-        f"the same when nobody diverged and the mean KLs differ by <= the larger 95% CI half-width; "
+        f"other arm's highest KL; the variant is worse when >= 2/3 of its seeds fail (and < 1/2 of the baseline's diverged), "
+        f"the same when no seed fails and the mean KLs differ by <= the larger 95% CI half-width; "
         f">= {MIN_SEEDS} finished seeds per arm; reproduced = every primary check agrees with the claim, "
         f"not reproduced = none does, inconclusive otherwise")
 
@@ -99,8 +97,9 @@ class Arm:
         return len(self.kl) + self.diverged
 
 
-def _fails(arm: Arm, reference_mean: Optional[float], margin: float) -> int:
-    high = 0 if reference_mean is None else sum(1 for v in arm.kl if v >= reference_mean + margin)
+def _fails(arm: Arm, reference: list, margin: float) -> int:
+    """Seeds of `arm` that diverged or whose KL is >= margin above every KL in `reference`."""
+    high = sum(1 for v in arm.kl if v >= max(reference) + margin) if reference else 0
     return arm.diverged + high
 
 
@@ -110,14 +109,14 @@ def compare(baseline: Arm, variant: Arm, margin: float = KL_MARGIN) -> str:
         return "unclear"
     mean_b, half_b, n_b = mean_ci(baseline.kl)
     mean_v, half_v, n_v = mean_ci(variant.kl)
-    fails_v, fails_b = _fails(variant, mean_b, margin), _fails(baseline, mean_v, margin)
+    fails_v, fails_b = _fails(variant, baseline.kl, margin), _fails(baseline, variant.kl, margin)
     if variant.diverged and not baseline.kl:  # every baseline seed diverged: nothing to compare with
         return "unclear"
     if fails_v >= math.ceil(WORSE_FRACTION * variant.finished) and baseline.diverged < baseline.finished / 2:
         return "worse"
     if fails_b >= math.ceil(WORSE_FRACTION * baseline.finished) and fails_v == 0 and variant.diverged < variant.finished / 2:
         return "better"
-    if baseline.diverged == 0 and variant.diverged == 0 and n_b and n_v:
+    if fails_b == 0 and fails_v == 0 and n_b and n_v:
         widths = [w for w in (half_b, half_v) if w is not None]
         tolerance = max(widths) if widths else margin
         if abs(mean_v - mean_b) <= tolerance:
@@ -260,7 +259,7 @@ def section_table(results, section: Section):
     if section.name == "precision":
         notes += ("Events: overflowing (|x| > format max), underflowing (non-zero -> 0) and non-finite elements of the "
                   "tensors crossing low-precision stage boundaries (activations forward, gradients backward) and of D's "
-                  "logits, summed over ticks and seeds; first non-finite: the tensor that held inf/NaN first.",)
+                  "logits: each tick's mean per step, summed over ticks and seeds; first non-finite: the tensor that held inf/NaN first.",)
     if section.scale_note:
         notes += (section.scale_note,)
     spec = TableSpec(name=f"negative-{section.name}", caption=f"{section.title} (Appendix E negative result)",
@@ -363,25 +362,31 @@ def section_figures(results, section: Section, figure_dir) -> list:
 
 
 def report_sections(results, out_dir) -> list:
-    """Markdown lines of the 'Negative results' part of report.md (tables already written by build_report)."""
+    """Build every section with runs (figures written to out_dir/figures); a dict per section:
+    section, verdict (one line), table (tables.Table), figures [(name, title)]."""
     from pathlib import Path
 
-    from reports.tables import render_markdown
-
-    lines = []
+    built = []
     for section in SECTIONS:
         table = section_table(results, section)
         if table is None:
             continue
         evaluation = evaluate_section(results.runs, section)
-        made = section_figures(results, section, Path(out_dir) / "figures")
+        built.append(dict(section=section, evaluation=evaluation, verdict=verdict_line(section, evaluation), table=table,
+                          figures=section_figures(results, section, Path(out_dir) / "figures")))
+    return built
+
+
+def markdown_lines(built: list) -> list:
+    """The 'Negative results' part of report.md: per section the claim, the verdict, the table, the figures."""
+    from reports.tables import render_markdown
+
+    lines = []
+    for entry in built:
+        section = entry["section"]
         lines += [f"### {section.title} (`{section.name}`)", "", f"> Paper (Appendix E): \"{section.claim}\"", "",
-                  verdict_line(section, evaluation), "", render_markdown(table)]
-        for name, title in made:
+                  entry["verdict"], "", f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
+                  render_markdown(entry["table"])]
+        for name, title in entry["figures"]:
             lines += [f"![{title}](figures/{name}.png)", "", f"*{title}* ([PDF](figures/{name}.pdf))", ""]
     return lines
-
-
-def final_kl_array(runs: pd.DataFrame) -> np.ndarray:
-    """KL of completed runs as an array (for quick checks)."""
-    return np.asarray(metric_values(runs[runs["status"] == "completed"], "kl"), dtype=np.float64)

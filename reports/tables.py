@@ -530,8 +530,13 @@ def provenance_table(runs: pd.DataFrame) -> Optional[Table]:
 
 
 def all_tables(results) -> list:
-    """Every table the collected results have data for."""
+    """Every table the collected results have data for; Appendix E negative-result runs get their own
+    tables (reports/negative.py) and stay out of the paper's Tables 1-3 and the toy tables."""
+    from reports.negative import negative_mask, negative_tables
+
     runs = results.runs
+    if len(runs):
+        runs = runs[~negative_mask(runs)]
     return (table1(runs, results.real) + table2(runs) + table3(runs, results.real) + toy_tables(runs)
-            + dirac_table(results.dirac))
+            + dirac_table(results.dirac) + negative_tables(results))
 

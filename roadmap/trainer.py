@@ -129,6 +129,18 @@ def _average_stats(stats: dict, device, world_size: int) -> dict:
     return dict(zip(keys, (values / world_size).tolist()))
 
 
+def _check_shapes(pair: ModelPair, data) -> None:
+    """G's samples must have the data's shape (e.g. a 64 px preset on 32 px data): one clear line."""
+    with torch.random.fork_rng(), torch.no_grad():  # leaves every random stream untouched
+        labels = torch.zeros(2, dtype=torch.long) if data.num_classes else None
+        shape = tuple(pair.generator(torch.zeros(2, pair.latent_dim), labels).shape[1:])
+    if pair.step_statistics is not None:
+        pair.step_statistics()  # drain what this probe counted, so step 0 reports only itself
+    if shape != tuple(data.shape):
+        raise ConfigError(f"model_args: {pair.description or 'the generator'} makes samples of shape {shape}, "
+                          f"but data set {data.name!r} has shape {tuple(data.shape)} (check preset/resolution)")
+
+
 def config_hash(config: RunConfig) -> str:
     return hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -196,6 +208,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     loss = config.resolved_loss(pair.loss)
     resolved = dict(to_dict(config), **loss)
     data = create_dataset(config.dataset, **config.dataset_args)
+    _check_shapes(pair, data)
     generator, discriminator = pair.generator.to(device), pair.discriminator.to(device)
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
     betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))

@@ -256,5 +256,14 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
     jobs = submit(todo, kind, resources, folder)
     if kind == "slurm":
         print(f"submitted {len(todo)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}", flush=True)
-    wait(jobs, todo, progress=progress)
+    try:
+        wait(jobs, todo, progress=progress)
+    except KeyboardInterrupt:
+        if kind == "local":  # local jobs are this machine's processes: they stop with the command
+            for job in jobs:
+                job.cancel(check=False)
+            print("cancelled the local jobs; the same command resumes them from their checkpoints", flush=True)
+        else:
+            print("the SLURM jobs keep running; `r3bench status` follows them", flush=True)
+        raise
     return dict(submitted=len(todo), skipped=len(specs) - len(todo), problems=job_problems(jobs))

@@ -1,10 +1,10 @@
 """The table printed at the end of `r3bench run`: metrics per variant, mean and spread over seeds."""
 import math
+import re
 from collections import defaultdict
 
 from roadmap import files
 
-VARIANT_FIELDS = ("model", "dataset", "loss", "penalties", "lazy_interval")
 SHOWN_METRICS = ("modes", "modes_strict", "hq_fraction", "kl", "support_distance", "coverage", "fd_mnist_classifier", "fid")
 
 
@@ -19,14 +19,18 @@ def _mean_spread(values) -> str:
     return f"{mean:.3g}±{spread:.2g}"
 
 
+def variant_name(run_name: str) -> str:
+    """A run's variant: its folder name without the seed (runs differing only in seed share it)."""
+    return re.sub(r"_?seed\d+$", "", run_name) or "(all)"
+
+
 def summarize(specs) -> list:
-    """One row per variant (runs differing only in seed): counts by state and metric mean±std."""
+    """One row per variant: diverged/total, failed/total and each metric's mean±std over completed seeds."""
     groups = defaultdict(list)
     for spec in specs:
-        key = (spec.experiment,) + tuple(str(getattr(spec.config, field)) for field in VARIANT_FIELDS)
-        groups[key].append(spec)
+        groups[(spec.experiment, variant_name(spec.name))].append(spec)
     rows = []
-    for key, members in groups.items():
+    for (experiment, variant), members in groups.items():
         summaries = []
         for spec in members:
             path = spec.run_dir / "summary.json"
@@ -34,10 +38,10 @@ def summarize(specs) -> list:
                 summaries.append(files.read_json(path) if path.exists() else dict(status="running"))
             except (OSError, ValueError):
                 summaries.append(dict(status="failed"))
-        row = dict(zip(("experiment",) + VARIANT_FIELDS, key))
+        row = dict(experiment=experiment, variant=variant)
         row["diverged"] = f"{sum(s['status'] == 'diverged' for s in summaries)}/{len(summaries)}"
         row["failed"] = f"{sum(s['status'] in ('failed', 'running') for s in summaries)}/{len(summaries)}"
-        completed = [s["metrics"] for s in summaries if s["status"] == "completed"]
+        completed = [s.get("metrics") or {} for s in summaries if s["status"] == "completed"]
         for metric in SHOWN_METRICS:
             if any(metric in m for m in completed):
                 row[metric] = _mean_spread([m.get(metric) for m in completed])
@@ -49,10 +53,9 @@ def print_summary(specs) -> None:
     rows = summarize(specs)
     if not rows:
         return
-    columns = ["experiment", *VARIANT_FIELDS, "diverged", "failed"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
-    columns = [c for c in columns if len({str(r.get(c)) for r in rows}) > 1 or c in ("diverged", "failed", "experiment") or c in SHOWN_METRICS]
+    columns = ["experiment", "variant", "diverged", "failed"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
     widths = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in rows)) for c in columns}
-    print("\nsummary (mean±std over seeds; diverged = diverged/total):")
+    print("\nsummary (mean±std over completed seeds; diverged and failed out of all seeds):")
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(str(row.get(c, "-")).ljust(widths[c]) for c in columns))

@@ -123,3 +123,9 @@ def test_exception_becomes_failed_summary(tmp_path):
     summary = trainer.run(resolve(dict(TINY, model_args=dict(hidden=16, no_such_option=1))), tmp_path)
     assert summary["status"] == "failed" and "no_such_option" in summary["reason"]
     assert files.read_json(tmp_path / "summary.json")["status"] == "failed"
+
+
+def test_resolution_mismatch_between_model_and_data_is_one_clear_line(tmp_path):
+    summary = trainer.run(resolve(dict(TINY, model_args=dict(hidden=16, data_dim=3))), tmp_path)
+    assert summary["status"] == "failed"
+    assert "makes samples of shape (3,), but data set 'ring8' has shape (2,)" in summary["reason"]

@@ -125,3 +125,19 @@ def test_preset_resources_override_the_experiment_resources():
     assert resources_for(experiment, "paper")["gpus_per_node"] == 1
     assert resources_for(experiment, "cpu").get("gpus_per_node", 0) == 0
     assert resources_for(experiment)["timeout_min"] == 120
+
+
+def test_summary_groups_runs_by_variant_and_counts_failures(tmp_path):
+    from roadmap import files
+    from runners.summary import summarize, variant_name
+
+    assert variant_name("ring8_rpgan_r1_lazy8_seed2") == "ring8_rpgan_r1_lazy8" and variant_name("seed0") == "(all)"
+    specs = expand(load_experiment("toy2d-ablation"), tmp_path, overrides={"dataset": "ring8", "loss": "gan",
+                                                                          "penalties": ["r1"], "lazy_interval": 1})
+    outcomes = [dict(status="completed", metrics=dict(modes=8, kl=0.1)), dict(status="completed", metrics=dict(modes=6, kl=0.3)),
+                dict(status="diverged", metrics={})]
+    for spec, outcome in zip(specs, outcomes):
+        files.write_json(spec.run_dir / "summary.json", outcome)
+    (row,) = summarize(specs)
+    assert row["variant"] == "ring8_gan_r1_lazy1" and row["diverged"] == "1/3" and row["failed"] == "0/3"
+    assert row["modes"] == "7±1.4" and row["kl"] == "0.2±0.14"
