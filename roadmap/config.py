@@ -31,6 +31,7 @@ class RunConfig:
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
     divergence_grad_norm: float = 1e4  # stop as `diverged` when mean ||grad_x D|| on fakes exceeds this
     xflip: bool = False  # random horizontal flips of real images
+    grad_scaler: bool = False  # dynamic loss scaling (torch.amp.GradScaler), for IEEE fp16 runs
     eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
 
@@ -77,6 +78,9 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError(f"device: expected cpu, cuda or auto, got {config.device!r}")
     if config.preset is not None and config.preset not in PRESETS:
         raise unknown("preset", config.preset, PRESETS)
+    for name in ("xflip", "grad_scaler"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name}: expected true or false, got {getattr(config, name)!r}")
     for name in ("model_args", "dataset_args"):
         if not isinstance(getattr(config, name), dict):
             raise ConfigError(f"{name}: expected a mapping, got {getattr(config, name)!r}")

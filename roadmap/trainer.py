@@ -43,7 +43,12 @@ from roadmap.schedules import cosine_ramp, ema_beta
 EVAL_SEED = 123_456_789  # latents for the final evaluation and sample sheet, fixed across runs
 
 
-def discriminator_step(pair: ModelPair, real, labels, z, objective, penalties, gamma, regularization_weight) -> dict:
+def _unscaled(loss):
+    return loss
+
+
+def discriminator_step(pair: ModelPair, real, labels, z, objective, penalties, gamma, regularization_weight,
+                       scale=_unscaled) -> dict:
     """Forward + backward of one D step (no optimizer step); returns float statistics.
 
     Input gradients on real and fake samples are always measured: they are the penalties'
@@ -67,24 +72,24 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective, penalties, g
             penalty = squared_norm(gradient)  # = losses.gradient_penalty, reusing this graph
             total = total + regularization_weight * gamma / 2 * penalty.mean()
             stats[name] = penalty.mean().item()
-    total.backward()
+    scale(total).backward()
     return stats
 
 
-def generator_step(pair: ModelPair, real, labels, z, objective) -> dict:
+def generator_step(pair: ModelPair, real, labels, z, objective, scale=_unscaled) -> dict:
     """Forward + backward of one G step (no optimizer step); returns float statistics."""
     fake = pair.generator(z, labels)
     fake_logits = pair.discriminator(fake, labels)
     with torch.no_grad():  # RpGAN pairs each fake with a real logit; no gradient flows into it
         real_logits = pair.discriminator(real, labels) if objective == "rpgan" else torch.zeros_like(fake_logits)
     loss = generator_loss(objective, real_logits, fake_logits)
-    loss.mean().backward()
+    scale(loss.mean()).backward()
     return dict(loss_G=loss.mean().item())
 
 
-def _generator_penalty_step(pair: ModelPair, z, labels, weight: int) -> dict:
+def _generator_penalty_step(pair: ModelPair, z, labels, weight: int, scale=_unscaled) -> dict:
     penalty = pair.generator_penalty(pair.generator, z, labels)
-    (weight * penalty.mean()).backward()
+    scale(weight * penalty.mean()).backward()
     return dict(generator_penalty=penalty.mean().item())
 
 
@@ -215,6 +220,10 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     lr0 = cosine_ramp(config.lr, 0, config.burn_in_kimg * 1e3)
     optimizer_G = torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas)
     optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas)
+    # Dynamic loss scaling for IEEE fp16 (skips steps whose gradients overflow); disabled, both
+    # scalers pass losses and optimizer steps through unchanged.
+    scaler_D = torch.amp.GradScaler(device.type, enabled=config.grad_scaler)
+    scaler_G = torch.amp.GradScaler(device.type, enabled=config.grad_scaler)
     data_rng = torch.Generator().manual_seed(config.seed * 2 + 1)
     latent_rng = torch.Generator().manual_seed(config.seed * 2 + 2)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0
@@ -227,6 +236,9 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         generator_ema.load_state_dict(checkpoint["generator_ema"])
         optimizer_G.load_state_dict(checkpoint["optimizer_G"])
         optimizer_D.load_state_dict(checkpoint["optimizer_D"])
+        if "scaler_D" in checkpoint:
+            scaler_D.load_state_dict(checkpoint["scaler_D"])
+            scaler_G.load_state_dict(checkpoint["scaler_G"])
         _set_random_state(checkpoint["random_state"], data_rng, latent_rng)
         nimg, step, tick, wall_before = checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
         if writer:  # drop tick lines written after the checkpoint: the resumed run writes them again
@@ -242,7 +254,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         files.save_checkpoint(run_dir, dict(
             generator=generator.state_dict(), discriminator=discriminator.state_dict(),
             generator_ema=generator_ema.state_dict(), optimizer_G=optimizer_G.state_dict(),
-            optimizer_D=optimizer_D.state_dict(), random_state=_random_state(data_rng, latent_rng),
+            optimizer_D=optimizer_D.state_dict(), scaler_D=scaler_D.state_dict(), scaler_G=scaler_G.state_dict(),
+            random_state=_random_state(data_rng, latent_rng),
             nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time,
             config=resolved,
         ))
@@ -274,20 +287,24 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         discriminator.requires_grad_(True)
         optimizer_D.zero_grad(set_to_none=True)
         weight = regularization_weight(step, loss["lazy_interval"])
-        stats = discriminator_step(pair, real, labels, z, loss["loss"], loss["penalties"], gamma, weight)
+        stats = discriminator_step(pair, real, labels, z, loss["loss"], loss["penalties"], gamma, weight, scaler_D.scale)
         _average_gradients(discriminator, world_size)
-        optimizer_D.step()
+        scaler_D.step(optimizer_D)  # a plain optimizer step unless grad_scaler is on
+        scaler_D.update()
 
         # G step.
         z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
         generator.requires_grad_(True)
         discriminator.requires_grad_(False)
         optimizer_G.zero_grad(set_to_none=True)
-        stats.update(generator_step(pair, real, labels, z, loss["loss"]))
+        stats.update(generator_step(pair, real, labels, z, loss["loss"], scaler_G.scale))
         if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
-            stats.update(_generator_penalty_step(pair, z, labels, pair.generator_penalty_interval))
+            stats.update(_generator_penalty_step(pair, z, labels, pair.generator_penalty_interval, scaler_G.scale))
         _average_gradients(generator, world_size)
-        optimizer_G.step()
+        scaler_G.step(optimizer_G)
+        scaler_G.update()
+        if config.grad_scaler:
+            stats.update(loss_scale_D=scaler_D.get_scale(), loss_scale_G=scaler_G.get_scale())
         if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
             stats.update(pair.step_statistics())
         stats = _average_stats(stats, device, world_size)

@@ -129,3 +129,13 @@ def test_resolution_mismatch_between_model_and_data_is_one_clear_line(tmp_path):
     summary = trainer.run(resolve(dict(TINY, model_args=dict(hidden=16, data_dim=3))), tmp_path)
     assert summary["status"] == "failed"
     assert "makes samples of shape (3,), but data set 'ring8' has shape (2,)" in summary["reason"]
+
+
+def test_grad_scaler_leaves_an_fp32_trajectory_bitwise_unchanged(tmp_path):
+    """Loss scales are powers of two: scaling and unscaling fp32 gradients is exact, so only the
+    recorded scale differs; fp16 runs use the same path to survive gradient underflow."""
+    trainer.train(resolve(TINY), tmp_path / "plain")
+    trainer.train(resolve(dict(TINY, grad_scaler=True)), tmp_path / "scaled")
+    scaled = ticks(tmp_path / "scaled")
+    assert scaled[0]["loss_scale_D"] == 65536.0
+    assert [{k: v for k, v in row.items() if not k.startswith("loss_scale")} for row in scaled] == ticks(tmp_path / "plain")

@@ -1,0 +1,37 @@
+"""Splice a built report's tables and key figures into README.md (the results of the README's main job)."""
+import os
+from pathlib import Path
+
+from roadmap import files
+from roadmap.errors import ConfigError
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+SKIPPED_TABLES = ("provenance", "negative-")  # provenance stays in report.md; negative results have their own section
+README_FIGURES = ("toy-samples", "dirac", "figure1")  # figure-name prefixes worth a place in the README
+
+
+def readme_section(report_dir, readme_path, command: str) -> str:
+    """Markdown for the README: every table of the report and the key figures, linked relative to the README."""
+    report_dir, base = Path(report_dir), Path(readme_path).resolve().parent
+    link = lambda path: os.path.relpath(Path(path).resolve(), base)  # noqa: E731
+    lines = [START, "## Results of the main job", "",
+             f"Produced on a 2-core CPU by `{command}` (full report: [{link(report_dir / 'report.md')}]"
+             f"({link(report_dir / 'report.md')})). Regenerate this section with the same command.", ""]
+    for table in sorted((report_dir / "tables").glob("*.md")):
+        if not table.stem.startswith(SKIPPED_TABLES):
+            lines += [table.read_text().rstrip(), ""]
+    for figure in sorted((report_dir / "figures").glob("*.png")):
+        if figure.stem.startswith(README_FIGURES):
+            lines += [f"![{figure.stem}]({link(figure)})", ""]
+    return "\n".join(lines + [END])
+
+
+def update_readme(report_dir, readme_path, command: str) -> None:
+    """Replace the text between the results markers of README.md (atomically)."""
+    readme_path = Path(readme_path)
+    text = readme_path.read_text()
+    if START not in text or END not in text:
+        raise ConfigError(f"--readme: {readme_path} has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    files.write_text(readme_path, head + readme_section(report_dir, readme_path, command) + tail)
