@@ -105,6 +105,10 @@ def run_experiment(args) -> int:
     for problem in outcome["problems"]:
         print(f"warning: {problem}", file=sys.stderr)
     print_summary(specs)
+    for spec in specs:  # why each failed run failed, one line each
+        if run_state(spec.run_dir)[0] == "failed":
+            reason = _failure_reason(spec.run_dir)
+            print(f"failed: {spec.experiment}/{spec.name}: {reason}", file=sys.stderr)
     states = [run_state(spec.run_dir)[0] for spec in specs]
     return 1 if outcome["problems"] or "failed" in states or "running" in states else 0
 
@@ -156,6 +160,13 @@ def run_status(args) -> int:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
+
+
+def _failure_reason(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "summary.json").read_text()).get("reason") or "no reason recorded").splitlines()[0]
+    except (OSError, ValueError):
+        return "summary.json unreadable"
 
 
 def _job_id(run_dir: Path):

@@ -37,3 +37,12 @@ def test_local_executor_runs_jobs_in_subprocesses(tmp_path, capsys):
         assert summary["status"] == "completed" and set(summary["metrics"]) == {"support_distance", "coverage", "kl"}
         assert json.loads((run / "job.json").read_text())["cluster"] == "local"
     assert "summary (mean±std over completed seeds" in capsys.readouterr().out
+
+
+def test_failed_runs_print_their_reason_and_exit_non_zero(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["run", "toy2d-ablation", "dataset=ring8", "loss=gan", "penalties=[r1]", "lazy_interval=1", "seeds=[0]",
+            *TINY, "model_args.data_dim=3", "--executor", "debug", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "failed: toy2d-ablation/ring8_gan_r1_lazy1_seed0: ConfigError: model_args:" in err
