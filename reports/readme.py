@@ -14,9 +14,10 @@ def readme_section(report_dir, readme_path, command: str) -> str:
     """Markdown for the README: every table of the report and the key figures, linked relative to the README."""
     report_dir, base = Path(report_dir), Path(readme_path).resolve().parent
     link = lambda path: os.path.relpath(Path(path).resolve(), base)  # noqa: E731
-    lines = [START, "## Results of the main job", "",
-             f"Produced on a 2-core CPU by `{command}` (full report: [{link(report_dir / 'report.md')}]"
-             f"({link(report_dir / 'report.md')})). Regenerate this section with the same command.", ""]
+    lines = [START, "## Results at CPU scale", "",
+             f"Spliced from the report of this machine's runs (`r3bench run quick`, `r3bench run table1`, ...) by "
+             f"`{command}`; full report with every figure, LaTeX tables and provenance: "
+             f"[{link(report_dir / 'report.md')}]({link(report_dir / 'report.md')}). Regenerate with the same command.", ""]
     for table in sorted((report_dir / "tables").glob("*.md")):
         if not table.stem.startswith(SKIPPED_TABLES):
             lines += [table.read_text().rstrip(), ""]
