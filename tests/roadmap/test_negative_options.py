@@ -24,9 +24,9 @@ def test_loop_passes_weight_k_on_exactly_every_kth_step(tmp_path, monkeypatch):
     weights = []
     step = trainer.discriminator_step
 
-    def spy(pair, real, labels, z, objective, penalties, gamma, regularization_weight):
+    def spy(pair, real, labels, z, objective, penalties, gamma, regularization_weight, *scale):
         weights.append(regularization_weight)
-        return step(pair, real, labels, z, objective, penalties, gamma, regularization_weight)
+        return step(pair, real, labels, z, objective, penalties, gamma, regularization_weight, *scale)
 
     monkeypatch.setattr(trainer, "discriminator_step", spy)
     config = resolve(dict(model="toy_mlp", model_args=dict(hidden=8, depth=1, latent_dim=2), dataset="ring8", batch=8,
