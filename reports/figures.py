@@ -42,7 +42,9 @@ def save_figure(fig, out_dir, name: str) -> list:
         fig.tight_layout()
         for suffix in ("png", "pdf"):
             buffer = io.BytesIO()
-            fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight")
+            # No creation date in the PDF: a rebuilt report is byte-identical when nothing changed.
+            metadata = {"CreationDate": None} if suffix == "pdf" else None
+            fig.savefig(buffer, format=suffix, dpi=150, bbox_inches="tight", metadata=metadata)
             path = Path(out_dir) / f"{name}.{suffix}"
             write_bytes(path, buffer.getvalue())
             paths.append(path)
