@@ -59,8 +59,9 @@ def run_list(args) -> int:
     print("presets (Table 9):", ", ".join(PRESETS))
     print("data sets:", ", ".join(listing["datasets"]))
     print("experiments (r3bench run NAME):")
+    width = max(map(len, experiments), default=0)
     for name, line in experiments.items():
-        print(f"  {name:<16} {line}")
+        print(f"  {name:<{width}}  {line}")
     return 0
 
 
