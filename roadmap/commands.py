@@ -55,7 +55,6 @@ def run_params(args) -> int:
 
 
 def run_fid(args) -> int:
-    import torch
     import yaml
 
     from roadmap import files

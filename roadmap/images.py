@@ -82,11 +82,21 @@ class ImageDataSet:
             return dict(fid=None)
 
     def save_samples(self, samples: torch.Tensor, path) -> None:
-        """An image grid PNG of samples [N, 3, R, R] in [-1, 1] (clamped), ceil(sqrt(N)) per row."""
-        from torchvision.utils import save_image
+        save_image_grid(samples, path)
 
-        grid = (samples.detach().float().cpu().clamp(-1, 1) + 1) / 2
-        save_image(grid, str(path), nrow=math.ceil(math.sqrt(len(samples))), padding=1)
+
+def save_image_grid(samples: torch.Tensor, path) -> None:
+    """An image grid PNG of samples [N, C, R, R] in [-1, 1] (clamped), ceil(sqrt(N)) per row, written atomically."""
+    import io
+
+    from torchvision.utils import save_image
+
+    from roadmap import files
+
+    grid = (samples.detach().float().cpu().clamp(-1, 1) + 1) / 2
+    buffer = io.BytesIO()
+    save_image(grid, buffer, format="png", nrow=math.ceil(math.sqrt(len(samples))), padding=1)
+    files.write_bytes(path, buffer.getvalue())
 
 
 def _check_shape(name, shape, resolution, where):

@@ -47,7 +47,7 @@ class ModelPair:
     # Extra per-step statistics from the networks themselves (e.g. the overflow/NaN counts of
     # networks/precision.py): () -> {name: float}, called once per training step after G's step;
     # the trainer averages them per tick into metrics.jsonl like its own statistics.
-    step_statistics: Optional[Callable[[], dict]] = None
+    step_statistics: Optional[Callable[[int], dict]] = None
 
 
 class DataSource(Protocol):

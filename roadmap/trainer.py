@@ -121,17 +121,31 @@ def _average_gradients(module: torch.nn.Module, world_size: int) -> None:
         offset += g.numel()
 
 
+def _combined_by_max(key: str) -> bool:
+    """Statistics named first_* hold the step of a first event (-1 until it happens, then fixed):
+    over a tick and over ranks they combine by max, since an average would invent a step."""
+    return "first_" in key
+
+
 def _average_stats(stats: dict, device, world_size: int) -> dict:
-    """Mean of each statistic over ranks (slices are equal, so this is the global-batch mean).
+    """Mean of each statistic over ranks (slices are equal, so this is the global-batch mean);
+    first_* statistics take the max.
 
     Every rank then takes the same divergence decision and leaves the loop together.
     """
     if world_size == 1:
         return stats
-    keys = sorted(stats)
-    values = torch.tensor([stats[key] for key in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(values)
-    return dict(zip(keys, (values / world_size).tolist()))
+    combined = {}
+    for op, keys in ((dist.ReduceOp.SUM, sorted(k for k in stats if not _combined_by_max(k))),
+                     (dist.ReduceOp.MAX, sorted(k for k in stats if _combined_by_max(k)))):
+        if not keys:
+            continue
+        values = torch.tensor([stats[key] for key in keys], dtype=torch.float64, device=device)
+        dist.all_reduce(values, op=op)
+        if op == dist.ReduceOp.SUM:
+            values /= world_size
+        combined.update(zip(keys, values.tolist()))
+    return combined
 
 
 def _check_shapes(pair: ModelPair, data) -> None:
@@ -140,7 +154,7 @@ def _check_shapes(pair: ModelPair, data) -> None:
         labels = torch.zeros(2, dtype=torch.long) if data.num_classes else None
         shape = tuple(pair.generator(torch.zeros(2, pair.latent_dim), labels).shape[1:])
     if pair.step_statistics is not None:
-        pair.step_statistics()  # drain what this probe counted, so step 0 reports only itself
+        pair.step_statistics(0)  # drain what this probe counted, so step 0 reports only itself
     if shape != tuple(data.shape):
         raise ConfigError(f"model_args: {pair.description or 'the generator'} makes samples of shape {shape}, "
                           f"but data set {data.name!r} has shape {tuple(data.shape)} (check preset/resolution)")
@@ -306,7 +320,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         if config.grad_scaler:
             stats.update(loss_scale_D=scaler_D.get_scale(), loss_scale_G=scaler_G.get_scale())
         if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
-            stats.update(pair.step_statistics())
+            stats.update(pair.step_statistics(step))
         stats = _average_stats(stats, device, world_size)
 
         # EMA.
@@ -318,8 +332,11 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         nimg += config.batch
         step += 1
         for key, value in dict(stats, lr=lr, gamma=gamma, beta2=beta2, ema_beta=beta_ema).items():
-            sums[key] += value
-            counts[key] += 1
+            if _combined_by_max(key):
+                sums[key], counts[key] = (max(sums[key], value) if counts[key] else value), 1
+            else:
+                sums[key] += value
+                counts[key] += 1
         if bar is not None:
             bar.update(config.batch / 1000)
 

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 def run_list(args) -> int:
     from roadmap.presets import PRESETS
-    from roadmap.registry import create_model, list_datasets, list_models, model_builder
+    from roadmap.registry import list_datasets, list_models, model_builder
     from runners.experiment import bundled_experiments, load_experiment
 
     models = {}

@@ -106,6 +106,7 @@ def train_classifier(root=None, recipe: dict = RECIPE, progress: bool = True) ->
     train_digits, train_labels = load_mnist(root, train=True)
     test_digits, test_labels = load_mnist(root, train=False)
     threads_before = torch.get_num_threads()
+    random_state = torch.get_rng_state()  # seeded training must leave the caller's random stream alone
     torch.set_num_threads(recipe["threads"])  # the float reduction order (hence the weights) depends on it
     try:
         torch.manual_seed(recipe["seed"])
@@ -136,6 +137,7 @@ def train_classifier(root=None, recipe: dict = RECIPE, progress: bool = True) ->
         model.test_accuracy_low_res = accuracy(model, test_digits, test_labels, recipe["low_res"])
         model.train_seconds = time.time() - start
     finally:
+        torch.set_rng_state(random_state)
         torch.set_num_threads(threads_before)
     return model.eval()
 

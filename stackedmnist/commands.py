@@ -80,7 +80,7 @@ def evaluate_command(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{source}: {result['modes']} modes of 1000 (>= {MIN_MODE_COUNT} samples: {result['modes_min_count']}), "
+        print(f"{result['source']}: {result['modes']} modes of 1000 (>= {MIN_MODE_COUNT} samples: {result['modes_min_count']}), "
               f"KL {result['kl']:.4f} nats, n = {result['n']}, classifier test accuracy "
               f"{result['classifier_accuracy']:.4f}, {result['seconds']} s")
     return 0

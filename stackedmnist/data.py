@@ -7,7 +7,6 @@ dataset tool (`create_mnistrgb`), and scaled to [-1, 1]. An optional smaller `re
 presets) downsamples bilinearly (antialiased); the classifier scales samples back up to read them.
 """
 import functools
-import math
 import os
 from pathlib import Path
 
@@ -62,6 +61,7 @@ class StackedMNIST:
 
     def __init__(self, root=None, resolution: int = NATIVE_RESOLUTION):
         check_options(root, resolution)
+        self.root = root  # also where the mode classifier trains from on first use
         digits, self.labels = load_mnist(root, train=True)
         self.digits = F.pad(digits, (MNIST_PAD,) * 4)  # uint8 [60000, 32, 32]
         self.resolution = resolution
@@ -86,16 +86,15 @@ class StackedMNIST:
         """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy."""
         from stackedmnist.classifier import classify, load_classifier
 
-        model = load_classifier()
+        model = load_classifier(self.root)
         modes = metrics.modes_from_digits(classify(generate(n), model))
         return dict(metrics.stacked_mnist_metrics(modes), classifier_accuracy=model.test_accuracy)
 
     def save_samples(self, samples: torch.Tensor, path) -> None:
-        """An image grid PNG of samples [N, 3, r, r] in [-1, 1] (clamped), ceil(sqrt(N)) per row."""
-        from torchvision.utils import save_image
+        """An image grid PNG of samples [N, 3, r, r] in [-1, 1], written atomically."""
+        from roadmap.images import save_image_grid
 
-        grid = (samples.detach().float().cpu().clamp(-1, 1) + 1) / 2
-        save_image(grid, str(path), nrow=math.ceil(math.sqrt(len(samples))), padding=1)
+        save_image_grid(samples, path)
 
 
 @register_dataset("stackedmnist", check=check_options)

@@ -8,7 +8,6 @@ CPU scale (the `table1` cpu preset): width 32, 1 block, resolution 16 (about 0.1
 """
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

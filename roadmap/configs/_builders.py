@@ -24,7 +24,7 @@ import math
 import torch
 
 from roadmap.errors import ConfigError, unknown
-from roadmap.networks.layers import GROUP_SIZE, check_width, precision_dtype, scale_channels, scale_grouped
+from roadmap.networks.layers import check_width, precision_dtype, scale_channels, scale_grouped
 from roadmap.networks.precision import PrecisionMonitor
 from roadmap.networks.resnet import ResNetDiscriminator, ResNetGenerator
 from roadmap.networks.stylegan2 import ResidualDiscriminator, StrippedGenerator, StyleGAN2Generator

@@ -15,7 +15,7 @@ to the tensor. The first time a tensor holds a non-finite element, its global st
 1e-3 x the order of detection within that step) is kept as `first_nonfinite.<name>` (-1 until
 then), so the tensor that broke first is the one with the smallest non-negative value.
 
-The networks call `count(name, tensor, dtype)`; the trainer calls `step_statistics()` once per
+The networks call `count(name, tensor, dtype)`; the trainer calls `step_statistics(step)` once per
 step (through `ModelPair.step_statistics`), which returns {"prec.<name>.<kind>": count, ...}
 and resets the per-step counters.
 """
@@ -40,8 +40,7 @@ class PrecisionMonitor:
         self.names = []  # registration order (G stages low -> high resolution, then D)
         self.counts = defaultdict(float)  # (name, kind) -> elements this step
         self.first_nonfinite = {}  # name -> step + 1e-3 x detection order
-        self.step = 0
-        self.order = 0
+        self.pending = []  # names that went non-finite during the current step, in detection order
 
     def register(self, name: str) -> str:
         if name not in self.names:
@@ -60,18 +59,19 @@ class PrecisionMonitor:
             self.counts[(name, "overflow")] += int((finite & (magnitude > info.max)).sum())
             self.counts[(name, "underflow")] += int(((magnitude > 0) & (magnitude < _underflow_threshold(dtype))).sum())
         self.counts[(name, "nonfinite")] += nonfinite
-        if nonfinite and name not in self.first_nonfinite:
-            self.first_nonfinite[name] = self.step + 1e-3 * self.order
-            self.order += 1
+        if nonfinite and name not in self.first_nonfinite and name not in self.pending:
+            self.pending.append(name)
 
-    def step_statistics(self) -> dict:
-        """This step's counts as flat float statistics (every name and kind, zeros included); resets."""
+    def step_statistics(self, step: int) -> dict:
+        """Counts of training step `step` (the trainer's global step, so resumed runs number steps
+        correctly) as flat float statistics (every name and kind, zeros included); resets."""
+        for order, name in enumerate(self.pending):
+            self.first_nonfinite[name] = step + 1e-3 * order
+        self.pending.clear()
         stats = {f"{PREFIX}{name}.{kind}": float(self.counts.get((name, kind), 0.0)) for name in self.names for kind in KINDS}
         # -1: not yet; every key on every step, so all ranks of a multi-GPU run report the same keys.
         stats.update({f"{PREFIX}first_nonfinite.{name}": self.first_nonfinite.get(name, -1.0) for name in self.names})
         self.counts.clear()
-        self.step += 1
-        self.order = 0
         return stats
 
 

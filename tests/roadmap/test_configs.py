@@ -7,7 +7,7 @@ import torch
 from roadmap.bench import parameter_counts
 from roadmap.configs import ROWS, describe_models
 from roadmap.errors import ConfigError
-from roadmap.networks.resnet import ResidualBlock, ResNetDiscriminator, ResNetGenerator
+from roadmap.networks.resnet import ResidualBlock
 from roadmap.presets import NUM_CLASSES, PRESETS
 from roadmap.registry import create_model
 

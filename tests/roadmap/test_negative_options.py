@@ -114,24 +114,24 @@ def test_emulated_cast_rounds_activations_and_gradients_of_low_precision_stages_
 def test_monitor_counts_overflow_and_names_the_first_nonfinite_tensor():
     torch.manual_seed(0)
     pair = create_model("E", precision="fp16", **SMALL)
-    keys = set(pair.step_statistics())
+    keys = set(pair.step_statistics(0))
     assert "prec.G.s16.act.overflow" in keys and "prec.D.logits.nonfinite" in keys and "prec.G.s4.in.overflow" not in keys
     with torch.no_grad():  # blow up the 4x4 basis: what enters G's fp16 8 px stage exceeds 65504
         pair.generator.stages[0].layers[0].basis.mul_(1e6)
     images = pair.generator(torch.randn(4, 64))
-    stats = pair.step_statistics()
+    stats = pair.step_statistics(1)
     assert stats["prec.G.s8.in.overflow"] > 0  # the fp32 4x4 output overflows on entering the fp16 stage
     assert stats["prec.G.s4.act.overflow"] == 0  # fp32 stages report no overflow of their own
     assert not torch.isfinite(images).all()
     assert first_nonfinite(stats) == ("G.s8.act", 1)  # step 1: the key listing above was step 0
-    assert pair.step_statistics()["prec.G.s8.in.overflow"] == 0  # reset every step
+    assert pair.step_statistics(2)["prec.G.s8.in.overflow"] == 0  # reset every step
 
 
 def test_monitor_underflow_threshold():
     monitor = PrecisionMonitor()
     monitor.register("t")
     monitor.count("t", torch.tensor([2.0 ** -26, 2.0 ** -24, 0.0, 1e5, float("nan")]), torch.float16)
-    stats = monitor.step_statistics()
+    stats = monitor.step_statistics(0)
     assert (stats["prec.t.underflow"], stats["prec.t.overflow"], stats["prec.t.nonfinite"]) == (1.0, 1.0, 1.0)
     assert stats["prec.first_nonfinite.t"] == 0.0
 
@@ -144,3 +144,16 @@ def test_monitor_underflow_threshold():
 def test_bad_options_name_the_field(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         create_model("E", preset="stackedmnist", width=0.03125, **kwargs)
+
+
+def test_first_event_steps_combine_by_max_over_a_tick_and_follow_the_global_step():
+    from roadmap.networks.precision import PrecisionMonitor
+    from roadmap.trainer import _combined_by_max
+
+    monitor = PrecisionMonitor()
+    monitor.register("G.s16.act")
+    assert monitor.step_statistics(41)["prec.first_nonfinite.G.s16.act"] == -1.0
+    monitor.count("G.s16.act", torch.tensor([float("nan"), 1.0]))
+    assert monitor.step_statistics(42)["prec.first_nonfinite.G.s16.act"] == 42.0  # the trainer's step, not a private counter
+    assert monitor.step_statistics(43)["prec.first_nonfinite.G.s16.act"] == 42.0
+    assert _combined_by_max("prec.first_nonfinite.G.s16.act") and not _combined_by_max("prec.G.s16.act.nonfinite")

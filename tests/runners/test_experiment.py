@@ -1,7 +1,6 @@
 """Experiment files -> run specs, and the one-line errors for bad input (nothing written to results/)."""
 import pytest
 
-from roadmap.errors import ConfigError
 from runners.cli import main
 from runners.experiment import expand, load_experiment, parse_overrides, run_name
 

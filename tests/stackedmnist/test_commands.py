@@ -15,6 +15,12 @@ def test_real_json(mnist_root, capsys):
     assert 0.2 < result["kl"] < 0.5 and result["classifier_accuracy"] >= 0.99
 
 
+def test_real_plain_text_is_one_line(mnist_root, capsys):
+    assert main(["eval-stackedmnist", "--real", "--n", "500", "--data-root", str(mnist_root)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("real: ") and "modes of 1000" in out and "\n" not in out
+
+
 def test_run_json_matches_the_trainers_own_evaluation(mnist_root, tmp_path, capsys):
     config = resolve(dict(model="small_resnet", model_args=dict(width=8, blocks=1, resolution=8),
                           dataset="stackedmnist", dataset_args=dict(root=str(mnist_root), resolution=8),

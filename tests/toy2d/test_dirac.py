@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from runners.cli import main
 from toy2d.dirac import analyse, trajectory
