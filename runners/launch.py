@@ -145,7 +145,10 @@ def select(specs, force: bool) -> list:
     for spec in specs:
         if force:
             reset(spec.run_dir)
-        if run_state(spec.run_dir)[0] not in DONE_STATES:
+        state = run_state(spec.run_dir)[0]
+        if state == "failed":  # tried again: its old verdict must not show while it trains
+            (Path(spec.run_dir) / "summary.json").unlink(missing_ok=True)
+        if state not in DONE_STATES:
             todo.append(spec)
     return todo
 
@@ -157,8 +160,6 @@ def _payload(spec) -> tuple:
 def make_executor(kind: str, folder, resources: dict, jobs_per_task: int = 1):
     import submitit
 
-    if kind not in EXECUTORS:
-        raise ConfigError(f"--executor: unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
     executor = submitit.AutoExecutor(folder=str(folder), cluster=kind)
     timeout = resources.get("timeout_min", DEFAULT_TIMEOUT_MIN) * jobs_per_task
     parameters = dict(timeout_min=timeout, cpus_per_task=resources.get("cpus_per_task", 1),

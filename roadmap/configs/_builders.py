@@ -49,6 +49,11 @@ def check_overrides(config: str, overrides: dict, allowed) -> None:
             raise unknown(f"option of configuration {config}", key, allowed)
 
 
+def _positive_int(field: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field}: must be an integer >= 1, got {value!r}")
+
+
 def _common(preset, width, precision, conditional):
     row = preset_row(preset)
     width = check_width(width)
@@ -142,8 +147,9 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
     group_size: None (dense 3x3), an int, or "preset" (hidden width at width 1 / Table 9 groups).
     """
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
-    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-        raise ConfigError(f"blocks: must be an integer >= 1, got {blocks!r}")
+    _positive_int("blocks", blocks)
+    if group_size not in (None, "preset"):
+        _positive_int("group_size", group_size)
     kept = _stage_slice(row, resolution)
     base, preset_groups = row["stylegan2_channels"][kept], row["groups"][kept]
     stems = [scale_channels(round(stem_ratio * c), width) for c in base]

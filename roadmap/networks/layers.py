@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from roadmap.errors import ConfigError
+from roadmap.errors import ConfigError, unknown
 
 LEAKY_SLOPE = 0.2
 # Gain that keeps the second moment through a leaky ReLU(0.2) under He init: sqrt(2 / (1 + a^2)).
@@ -43,7 +43,7 @@ GROUP_NORM_GROUPS = 32  # at most this many groups per GroupNorm (Wu & He's defa
 
 def precision_dtype(precision: str) -> torch.dtype:
     if precision not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise unknown("precision", precision, PRECISIONS)
     return PRECISIONS[precision]
 
 
@@ -58,7 +58,7 @@ def enter_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def check_choice(field: str, value, choices) -> str:
     if value not in choices:
-        raise ConfigError(f"{field}: expected one of {', '.join(choices)}, got {value!r}")
+        raise unknown(field, value, choices)
     return value
 
 

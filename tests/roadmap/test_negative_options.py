@@ -157,3 +157,9 @@ def test_first_event_steps_combine_by_max_over_a_tick_and_follow_the_global_step
     assert monitor.step_statistics(42)["prec.first_nonfinite.G.s16.act"] == 42.0  # the trainer's step, not a private counter
     assert monitor.step_statistics(43)["prec.first_nonfinite.G.s16.act"] == 42.0
     assert _combined_by_max("prec.first_nonfinite.G.s16.act") and not _combined_by_max("prec.G.s16.act.nonfinite")
+
+
+@pytest.mark.parametrize("value", [0, "16", True])
+def test_group_size_must_be_a_positive_integer(value):
+    with pytest.raises(ConfigError, match="group_size: must be an integer >= 1"):
+        create_model("E", preset="stackedmnist", width=0.03125, group_size=value)

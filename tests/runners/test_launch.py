@@ -46,3 +46,14 @@ def test_failed_runs_print_their_reason_and_exit_non_zero(tmp_path, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "failed: toy2d-ablation/ring8_gan_r1_lazy1_seed0: ConfigError: model_args:" in err
+
+
+def test_a_failed_run_loses_its_old_summary_when_tried_again(tmp_path):
+    from runners.experiment import expand, load_experiment
+    from runners.launch import select
+
+    (spec,) = expand(load_experiment("toy2d-ablation"), tmp_path, overrides={
+        "dataset": "ring8", "loss": "gan", "penalties": ["r1"], "lazy_interval": 1, "seeds": [0]})
+    files.write_json(spec.run_dir / "summary.json", dict(status="failed", reason="killed"))
+    assert select([spec], force=False) == [spec]
+    assert run_state(spec.run_dir) == ("pending", 0.0)
