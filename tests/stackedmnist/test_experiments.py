@@ -3,6 +3,16 @@ import pytest
 
 from runners.experiment import expand, load_experiment
 
+@pytest.fixture(autouse=True)
+def mnist_folder(tmp_path_factory, monkeypatch):
+    """Expansion only checks that the MNIST files exist (no data is read): a stand-in folder, so
+    these preset tests run on machines without MNIST too."""
+    root = tmp_path_factory.mktemp("mnist")
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    (root / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"")
+    monkeypatch.setenv("R3BENCH_DATA", str(root))
+
+
 TABLE_9_STACKED_MNIST = dict(batch=512, duration_kimg=10_000, burn_in_kimg=2_000, lr=2e-4, gamma=[1.0, 0.1],
                              beta2=[0.9, 0.99], ema_half_life_kimg=[0, 500], xflip=False, device="cuda")
 
