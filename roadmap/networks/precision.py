@@ -15,6 +15,11 @@ to the tensor. The first time a tensor holds a non-finite element, its global st
 1e-3 x the order of detection within that step) is kept as `first_nonfinite.<name>` (-1 until
 then), so the tensor that broke first is the one with the smallest non-negative value.
 
+On CUDA the stages compute in the format itself, so `.act` and `.grad` tensors arrive already
+cast: an overflow shows there as `nonfinite` (it became inf) and an underflow is invisible (it
+became 0). Only the `.in` counts (the fp32 tensor entering a stage) keep all three meanings on a
+GPU; on the CPU emulation every count does.
+
 The networks call `count(name, tensor, dtype)`; the trainer calls `step_statistics(step)` once per
 step (through `ModelPair.step_statistics`), which returns {"prec.<name>.<kind>": count, ...}
 and resets the per-step counters.
