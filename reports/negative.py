@@ -29,6 +29,7 @@ import math
 import pandas as pd
 
 from reports.collect import metric_values
+from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 from reports.stats import mean_ci
 from reports.tables import CI_NOTE, DIVERGED, Metric, Row, TableSpec, build_table
 
@@ -114,7 +115,7 @@ def compare(baseline: Arm, variant: Arm, margin: float = KL_MARGIN) -> str:
         return "unclear"
     if fails_v >= math.ceil(WORSE_FRACTION * variant.finished) and baseline.diverged < baseline.finished / 2:
         return "worse"
-    if fails_b >= math.ceil(WORSE_FRACTION * baseline.finished) and fails_v == 0 and variant.diverged < variant.finished / 2:
+    if fails_b >= math.ceil(WORSE_FRACTION * baseline.finished) and fails_v == 0:  # fails_v counts divergences too
         return "better"
     if fails_b == 0 and fails_v == 0 and n_b and n_v:
         widths = [w for w in (half_b, half_v) if w is not None]
@@ -222,17 +223,14 @@ def _events(ticks: pd.DataFrame, run_dirs) -> tuple:
     if not len(ticks) or "run_dir" not in ticks:
         return None, None
     rows = ticks[ticks["run_dir"].isin(list(run_dirs))]
-    columns = [c for c in rows.columns if c.startswith("prec.") and c.rsplit(".", 1)[-1] in ("overflow", "underflow", "nonfinite")]
+    columns = [c for c in rows.columns if c.startswith(PREFIX) and c.rsplit(".", 1)[-1] in KINDS]
     if not columns:
         return None, None
     total = float(rows[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum().sum())
-    firsts = {}
-    for column in (c for c in rows.columns if c.startswith("prec.first_nonfinite.")):
-        values = pd.to_numeric(rows[column], errors="coerce")
-        values = values[values >= 0]
-        if len(values):
-            firsts[column[len("prec.first_nonfinite."):]] = float(values.min())
-    first = min(firsts, key=firsts.get) if firsts else "none"
+    first_columns = [c for c in rows.columns if c.startswith(PREFIX + "first_nonfinite.")]
+    earliest = {c: pd.to_numeric(rows[c], errors="coerce").where(lambda v: v >= 0).min() for c in first_columns}
+    found = first_nonfinite({c: v for c, v in earliest.items() if pd.notna(v)})
+    first = found[0] if found else "none"
     return total, first
 
 

@@ -11,11 +11,22 @@ EVAL_SAMPLES = 2500  # PacGAN's protocol scores 2,500 generated samples
 CURVE_NOISE = 0.01  # std of the Gaussian noise around circle and line samples
 
 
-class GaussianMixture:
-    """Equal-weight isotropic Gaussian mixture with means [K, 2] and one std."""
+class ToyData:
+    """What every 2-D toy shares: unconditional 2-D samples, a scatter picture, a reference sample."""
 
     shape = (2,)
     num_classes = 0
+
+    def save_samples(self, samples, path) -> None:
+        save_scatter(self, samples, path)
+
+    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples of the true density (fixed seed), drawn under the generated ones in plots."""
+        return self.sample(n, torch.Generator().manual_seed(seed))[0]
+
+
+class GaussianMixture(ToyData):
+    """Equal-weight isotropic Gaussian mixture with means [K, 2] and one std."""
 
     def __init__(self, name: str, means, std: float):
         self.name, self.means, self.std = name, torch.tensor(means, dtype=torch.float32), std
@@ -28,18 +39,9 @@ class GaussianMixture:
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
         return mixture_metrics(generate(n).numpy(), self.means.numpy(), self.std)
 
-    def save_samples(self, samples, path) -> None:
-        save_scatter(self, samples, path)
 
-    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
-        return self.sample(n, torch.Generator().manual_seed(seed))[0]
-
-
-class Curve:
+class Curve(ToyData):
     """Uniform samples on a 1-D curve (unit circle or the segment [-1, 1] x {0}) plus small noise."""
-
-    shape = (2,)
-    num_classes = 0
 
     def __init__(self, name: str, noise: float = CURVE_NOISE):
         self.name, self.noise = name, noise
@@ -67,12 +69,6 @@ class Curve:
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
         distances, positions = self.project(generate(n).numpy().astype(np.float64))
         return curve_metrics(distances, positions)
-
-    def save_samples(self, samples, path) -> None:
-        save_scatter(self, samples, path)
-
-    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
-        return self.sample(n, torch.Generator().manual_seed(seed))[0]
 
 
 def plot_scatter(data, samples, ax=None):
