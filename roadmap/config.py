@@ -70,6 +70,10 @@ def validate(config: RunConfig) -> RunConfig:
     for name in ("duration_kimg", "tick_kimg", "divergence_grad_norm"):
         _check_ramp(name, getattr(config, name), 0.0, strictly_positive=True)
     _check_ramp("burn_in_kimg", config.burn_in_kimg, 0.0)
+    for name in ("seed", "threads"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
     for name in ("batch", "checkpoint_ticks"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
