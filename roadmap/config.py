@@ -34,6 +34,7 @@ class RunConfig:
     grad_scaler: bool = False  # dynamic loss scaling (torch.amp.GradScaler), for IEEE fp16 runs
     eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    feeds: Optional[str] = None  # paper table or section this run feeds (the experiment file's `feeds:`); reports select by it
 
     def resolved_loss(self, model_loss: dict) -> dict:
         """Loss selection with the configuration's defaults filled in where this run left None."""

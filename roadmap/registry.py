@@ -28,6 +28,11 @@ REGISTERING_MODULES = (
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
 _dataset_checks: dict[str, Callable[..., None]] = {}
+_dataset_kinds: dict[str, str] = {}
+# What a data set is, so that reports pick their tables and figures by kind, never by name lists:
+# toy_mixture (2-D Gaussian mixture: modes, hq fraction, KL), toy_curve (2-D curve: coverage,
+# support distance), stackedmnist (1000 modes, reverse KL), images (FID).
+DATASET_KINDS = ("toy_mixture", "toy_curve", "stackedmnist", "images")
 _loaded = False
 
 
@@ -79,8 +84,8 @@ def register_model(fn: Callable[..., ModelPair]) -> Callable[..., ModelPair]:
     return fn
 
 
-def register_dataset(name: str, check: Optional[Callable[..., None]] = None):
-    """Register a data-set builder under `name` (decorator factory).
+def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kind: str = "images"):
+    """Register a data-set builder under `name` (decorator factory); `kind` is one of DATASET_KINDS.
 
     `check(**options)` is an optional cheap validation of the builder options (a data root that
     exists, a valid resolution) that the runner calls before any job starts; it raises ConfigError.
@@ -89,7 +94,10 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None):
     def decorate(fn: Callable[..., DataSource]) -> Callable[..., DataSource]:
         if name in _dataset_builders:
             raise ValueError(f"data set {name!r} registered twice")
+        if kind not in DATASET_KINDS:
+            raise ValueError(f"data set {name!r}: kind {kind!r} is not one of {DATASET_KINDS}")
         _dataset_builders[name] = fn
+        _dataset_kinds[name] = kind
         if check is not None:
             _dataset_checks[name] = check
         return fn
@@ -133,6 +141,12 @@ def create_dataset(name: str, **options) -> DataSource:
     if name not in _dataset_builders:
         raise unknown("data set", name, _dataset_builders)
     return _dataset_builders[name](**options)
+
+
+def dataset_kind(name: str) -> Optional[str]:
+    """The registered kind of data set `name` (one of DATASET_KINDS), or None for an unknown name."""
+    _load_all()
+    return _dataset_kinds.get(name)
 
 
 def check_dataset(name: str, **options) -> None:

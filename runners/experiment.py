@@ -3,6 +3,7 @@
 Schema (every key optional except `base`; unknown keys are rejected with the closest valid one):
 
     description: one line shown by `r3bench list`
+    feeds: table1        # the paper table or section its runs feed; recorded in every run's config.yaml
     base: {RunConfig fields, dotted keys allowed: model_args.width: 0.125}
     grid: {RunConfig field: [value, ...]}      # cartesian product, in the order written
     seeds: [0, 1, 2]
@@ -27,7 +28,7 @@ from roadmap.config import FIELDS, RunConfig, merge, resolve
 from roadmap.errors import ConfigError, closest, unknown
 
 BUNDLED = Path(__file__).resolve().parent / "experiments"
-TOP_LEVEL_KEYS = ("description", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses")
+TOP_LEVEL_KEYS = ("description", "feeds", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses")
 # In-process analyses and their default arguments. stackedmnist_real scores real samples at the
 # resolution of the experiment's own runs (the ceiling row of Tables 1 and 3).
 ANALYSES = {"dirac": dict(gamma=1.0), "stackedmnist_real": dict(n=26_000)}
@@ -71,6 +72,7 @@ class Experiment:
     resources: dict = dataclasses.field(default_factory=dict)
     include: list = dataclasses.field(default_factory=list)
     analyses: dict = dataclasses.field(default_factory=dict)
+    feeds: Optional[str] = None  # paper table or section (reports select runs by it); None: the report lists them as unclaimed
 
 
 def bundled_experiments() -> list[str]:
@@ -110,6 +112,8 @@ def load_experiment(name_or_path: str) -> Experiment:
 
 
 def _check_types(experiment: Experiment, where: str) -> None:
+    if experiment.feeds is not None and not isinstance(experiment.feeds, str):
+        raise ConfigError(f"{where}: feeds: expected the name of a paper table or section, got {experiment.feeds!r}")
     for key, kind in (("base", dict), ("grid", dict), ("presets", dict), ("resources", dict), ("seeds", list), ("include", list)):
         if not isinstance(getattr(experiment, key), kind):
             raise ConfigError(f"{where}: {key}: expected a {kind.__name__}, got {getattr(experiment, key)!r}")
@@ -213,6 +217,8 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             base_overrides[key] = value
     preset_values = {k: v for k, v in experiment.presets.get(chosen, {}).items() if k != "resources"} if chosen else {}
     base = merge(experiment.base, preset_values)
+    if experiment.feeds is not None:
+        base.setdefault("feeds", experiment.feeds)
     where = f"{prefix}{experiment.name}"
     specs = []
     for combination in itertools.product(*grid.values()):

@@ -97,7 +97,7 @@ class StackedMNIST:
         save_image_grid(samples, path)
 
 
-@register_dataset("stackedmnist", check=check_options)
+@register_dataset("stackedmnist", check=check_options, kind="stackedmnist")
 def stacked_mnist(root=None, resolution: int = NATIVE_RESOLUTION) -> StackedMNIST:
     """Stacked MNIST, 1000 modes; root from `root` or $R3BENCH_DATA; `resolution` 32 (paper) or smaller."""
     return StackedMNIST(root, resolution)
