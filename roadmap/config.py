@@ -34,6 +34,11 @@ class RunConfig:
     grad_scaler: bool = False  # dynamic loss scaling (torch.amp.GradScaler), for IEEE fp16 runs
     eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    augment_p: Ramp = 0.0  # probability of each 'bgc' augmentation (roadmap/augment.py); [a, b] = cosine a -> b over the burn-in
+    tf32: bool = False  # allow TF32 matmuls and convolutions on CUDA; off, as in the official training loop
+    score_ticks: int = 0  # score the data set's own metric (modes/KL, FD, FID) every this many ticks into metrics.jsonl; 0: only at the end
+    score_samples: Optional[int] = None  # samples per periodic score; None: the data set's default for periodic scoring
+    logger: str = "jsonl"  # jsonl | tensorboard (also writes the per-tick scalars as a TensorBoard event file)
     feeds: Optional[str] = None  # paper table or section this run feeds (the experiment file's `feeds:`); reports select by it
 
     def resolved_loss(self, model_loss: dict) -> dict:
@@ -83,7 +88,17 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError(f"device: expected cpu, cuda or auto, got {config.device!r}")
     if config.preset is not None and config.preset not in PRESETS:
         raise unknown("preset", config.preset, PRESETS)
-    for name in ("xflip", "grad_scaler"):
+    _check_ramp("augment_p", config.augment_p, 0.0)
+    if any(v > 1 for v in (config.augment_p if isinstance(config.augment_p, (list, tuple)) else [config.augment_p])):
+        raise ConfigError(f"augment_p: a probability must be <= 1, got {config.augment_p!r}")
+    if isinstance(config.score_ticks, bool) or not isinstance(config.score_ticks, int) or config.score_ticks < 0:
+        raise ConfigError(f"score_ticks: must be an integer >= 0, got {config.score_ticks!r}")
+    if config.score_samples is not None and (isinstance(config.score_samples, bool) or not isinstance(config.score_samples, int)
+                                             or config.score_samples < 1):
+        raise ConfigError(f"score_samples: must be an integer >= 1 or null, got {config.score_samples!r}")
+    if config.logger not in ("jsonl", "tensorboard"):
+        raise unknown("logger", config.logger, ("jsonl", "tensorboard"))
+    for name in ("xflip", "grad_scaler", "tf32"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name}: expected true or false, got {getattr(config, name)!r}")
     for name in ("model_args", "dataset_args"):
