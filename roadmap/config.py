@@ -1,8 +1,11 @@
 """The fully resolved configuration of one training run (dumped as config.yaml in the run folder)."""
 import dataclasses
+import re
 from typing import Optional
 
-from roadmap.errors import ConfigError, closest, unknown
+import yaml
+
+from roadmap.errors import ConfigError, check_int, check_number, closest, unknown
 from roadmap.losses import check_loss_spec
 from roadmap.presets import PRESETS, TRAINING_FIELDS
 from roadmap.schedules import Ramp
@@ -51,6 +54,32 @@ class RunConfig:
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; numpy and Python's random are seeded from it too
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate mapping keys (the last one would silently win) and
+    reads 1e-3 as a number (YAML 1.1 wants a dot in a float, so `lr: 1e-3` would be the string '1e-3')."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"line {line}: duplicate key {key!r} (the earlier value would be silently dropped)")
+            if isinstance(key, (str, int, float, bool)):
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def load_yaml(text: str):
+    """Parse YAML text with StrictLoader (duplicate keys are a ConfigError; 1e-3 is a float)."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _check_ramp(name: str, value, minimum: float, strictly_positive: bool = False) -> None:
@@ -60,6 +89,8 @@ def _check_ramp(name: str, value, minimum: float, strictly_positive: bool = Fals
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"{name}: expected a number or [start, end], got {value!r}")
+        if v != v or v in (float("inf"), float("-inf")):  # NaN compares false with everything: checks would silently pass
+            raise ConfigError(f"{name}: must be a finite number, got {value!r}")
         if v < minimum or (strictly_positive and v <= minimum):
             relation = ">" if strictly_positive else ">="
             raise ConfigError(f"{name}: must be {relation} {minimum}, got {value!r}")
@@ -74,16 +105,14 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError(f"beta2: must be < 1, got {config.beta2!r}")
     _check_ramp("ema_half_life_kimg", config.ema_half_life_kimg, 0.0)
     for name in ("duration_kimg", "tick_kimg", "divergence_grad_norm"):
-        _check_ramp(name, getattr(config, name), 0.0, strictly_positive=True)
-    _check_ramp("burn_in_kimg", config.burn_in_kimg, 0.0)
-    for name in ("seed", "threads"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{name}: must be an integer >= 0, got {value!r}")
-    for name in ("batch", "checkpoint_ticks"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
+        check_number(name, getattr(config, name), 0.0, strictly_positive=True)
+    check_number("burn_in_kimg", config.burn_in_kimg, 0.0)
+    check_int("seed", config.seed, 0, MAX_SEED)
+    check_int("threads", config.threads, 0)
+    check_int("batch", config.batch, 1)
+    check_int("checkpoint_ticks", config.checkpoint_ticks, 1)
+    if config.duration_kimg * 1000 < config.batch:  # shorter than one step: nothing trains, yet the run "completes"
+        raise ConfigError(f"duration_kimg: {config.duration_kimg!r} kimg is shorter than one batch of {config.batch} images")
     if config.device not in ("cpu", "cuda", "auto") and not str(config.device).startswith("cuda:"):
         raise ConfigError(f"device: expected cpu, cuda or auto, got {config.device!r}")
     if config.preset is not None and config.preset not in PRESETS:
@@ -91,11 +120,10 @@ def validate(config: RunConfig) -> RunConfig:
     _check_ramp("augment_p", config.augment_p, 0.0)
     if any(v > 1 for v in (config.augment_p if isinstance(config.augment_p, (list, tuple)) else [config.augment_p])):
         raise ConfigError(f"augment_p: a probability must be <= 1, got {config.augment_p!r}")
-    if isinstance(config.score_ticks, bool) or not isinstance(config.score_ticks, int) or config.score_ticks < 0:
-        raise ConfigError(f"score_ticks: must be an integer >= 0, got {config.score_ticks!r}")
-    if config.score_samples is not None and (isinstance(config.score_samples, bool) or not isinstance(config.score_samples, int)
-                                             or config.score_samples < 1):
-        raise ConfigError(f"score_samples: must be an integer >= 1 or null, got {config.score_samples!r}")
+    check_int("score_ticks", config.score_ticks, 0)
+    for name in ("score_samples", "eval_samples"):
+        if getattr(config, name) is not None:
+            check_int(name, getattr(config, name), 1)
     if config.logger not in ("jsonl", "tensorboard"):
         raise unknown("logger", config.logger, ("jsonl", "tensorboard"))
     for name in ("xflip", "grad_scaler", "tf32"):

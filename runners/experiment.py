@@ -12,6 +12,9 @@ Schema (every key optional except `base`; unknown keys are rejected with the clo
     resources: {timeout_min: 60, cpus_per_task: 1, gpus_per_node: 0, mem_gb: 8, ...}
     include: [other bundled experiments; their runs land in <this>/<included>/]
     analyses: {dirac: {gamma: 1.0}}          # or a list of names with default arguments
+    extends: _stackedmnist_cpu   # a bundled fragment (or path) whose base/presets/resources/analyses lie under this file's
+
+Files whose name starts with `_` are fragments for `extends:`, not experiments (`r3bench list` skips them).
 
 Precedence for one run: RunConfig defaults < Table 9 preset row (`preset:`) < base < the
 experiment preset (cpu/paper) < grid values and seed < command-line overrides.
@@ -24,11 +27,13 @@ from typing import Optional
 
 import yaml
 
-from roadmap.config import FIELDS, RunConfig, merge, resolve
-from roadmap.errors import ConfigError, closest, unknown
+from roadmap.config import FIELDS, MAX_SEED, RunConfig, load_yaml, merge, resolve
+from roadmap.errors import ConfigError, check_int, check_number, closest, unknown
 
 BUNDLED = Path(__file__).resolve().parent / "experiments"
-TOP_LEVEL_KEYS = ("description", "feeds", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses")
+TOP_LEVEL_KEYS = ("description", "feeds", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses",
+                  "extends")
+MERGED_KEYS = ("base", "presets", "resources", "analyses")  # extends: the parent's mapping lies under the file's own
 # In-process analyses and their default arguments. stackedmnist_real scores real samples at the
 # resolution of the experiment's own runs (the ceiling row of Tables 1 and 3).
 ANALYSES = {"dirac": dict(gamma=1.0), "stackedmnist_real": dict(n=26_000)}
@@ -76,26 +81,33 @@ class Experiment:
 
 
 def bundled_experiments() -> list[str]:
-    return sorted(path.stem for path in BUNDLED.glob("*.yaml"))
+    return sorted(path.stem for path in BUNDLED.glob("*.yaml") if not path.stem.startswith("_"))
 
 
-def _find(name_or_path: str) -> Path:
+def _find(name_or_path, kind: str = "experiment") -> Path:
+    if not isinstance(name_or_path, str):
+        raise ConfigError(f"{kind}: expected the name or path of an experiment file, got {name_or_path!r}")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise ConfigError(f"{kind} file {name_or_path!r} is a folder, not a YAML file")
         if not path.is_file():
-            raise ConfigError(f"experiment file {name_or_path!r} does not exist")
+            raise ConfigError(f"{kind} file {name_or_path!r} does not exist")
         return path
     bundled = BUNDLED / f"{name_or_path}.yaml"
     if not bundled.exists():
-        raise unknown("experiment", name_or_path, bundled_experiments())
+        raise unknown(kind, name_or_path, bundled_experiments())
     return bundled
 
 
-def load_experiment(name_or_path: str) -> Experiment:
-    """Read and check an experiment file (bundled name or path); raise ConfigError naming the field."""
-    path = _find(name_or_path)
+def _read_raw(path: Path, chain: tuple) -> dict:
+    """The file's top-level mapping, with an `extends:` parent merged under it (cycles refused)."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not a text (UTF-8) file") from None
+    except ConfigError as error:  # a duplicate key
+        raise ConfigError(f"{path.name}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -106,8 +118,35 @@ def load_experiment(name_or_path: str) -> Experiment:
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(f"{path.name}: unknown key {key!r}{closest(key, TOP_LEVEL_KEYS)}")
+    parent_name = raw.pop("extends", None)
+    if parent_name is None:
+        return raw
+    parent_path = _find(parent_name, f"{path.name}: extends")
+    if parent_path.resolve() in chain:
+        raise ConfigError(f"{path.name}: extends: {parent_name!r} extends this file again (a cycle)")
+    parent = _read_raw(parent_path, chain + (parent_path.resolve(),))
+    for key in MERGED_KEYS:
+        if key in parent and key in raw:
+            for name, value in (("parent", parent[key]), ("file", raw[key])):
+                if not isinstance(value, (dict, type(None))):
+                    raise ConfigError(f"{path.name if name == 'file' else parent_path.name}: {key}: expected a mapping, got {value!r}")
+            raw[key] = merge(parent[key] or {}, raw[key] or {})
+    return dict(parent, **raw)
+
+
+def load_experiment(name_or_path: str, _chain: tuple = ()) -> Experiment:
+    """Read and check an experiment file (bundled name or path) and its includes; raise ConfigError naming the field."""
+    path = _find(name_or_path)
+    raw = _read_raw(path, (path.resolve(),))
     experiment = Experiment(name=path.stem, source=path, **{k: v for k, v in raw.items() if v is not None})
     _check_types(experiment, path.name)
+    chain = _chain + (path.resolve(),)
+    for included in experiment.include:  # load the whole include tree now: a cycle would recurse forever later
+        if not isinstance(included, str):
+            raise ConfigError(f"{path.name}: include: expected names of experiments, got {included!r}")
+        if _find(included).resolve() in chain:
+            raise ConfigError(f"{path.name}: include: {included!r} includes itself (directly or through another file)")
+        load_experiment(included, chain)
     return experiment
 
 
@@ -118,13 +157,23 @@ def _check_types(experiment: Experiment, where: str) -> None:
         if not isinstance(getattr(experiment, key), kind):
             raise ConfigError(f"{where}: {key}: expected a {kind.__name__}, got {getattr(experiment, key)!r}")
     for key, values in experiment.grid.items():
+        if key == "seed":  # run names end in _seed<N> already; the grid value would be overwritten by the seeds loop
+            raise ConfigError(f"{where}: grid.seed: seeds are not a grid axis; list them under `seeds:` (e.g. seeds: {values!r})")
         if key.split(".")[0] not in FIELDS:
             raise ConfigError(f"{where}: grid: unknown key {key!r}{closest(key.split('.')[0], FIELDS)}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid.{key}: expected a non-empty list of values, got {values!r}")
     for seed in experiment.seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"{where}: seeds: expected integers >= 0, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{where}: seeds: expected integers >= 0 and < 2**63, got {seed!r}")
+    if not experiment.seeds and not experiment.include:
+        raise ConfigError(f"{where}: seeds: the list is empty and nothing is included, so there is no run to do")
+    for section in ("base",) + tuple(f"presets.{name}" for name in experiment.presets):
+        values = experiment.base if section == "base" else experiment.presets[section.split(".", 1)[1]]
+        if isinstance(values, dict) and "seed" in values:
+            raise ConfigError(f"{where}: {section}.seed: set seeds with the top-level `seeds:` list")
+    if experiment.default_preset is not None and not isinstance(experiment.default_preset, str):
+        raise ConfigError(f"{where}: default_preset: expected a preset name, got {experiment.default_preset!r}")
     if experiment.default_preset is not None and experiment.default_preset not in experiment.presets:
         raise unknown(f"default_preset in {where}:", experiment.default_preset, experiment.presets)
     for name, values in experiment.presets.items():
@@ -135,13 +184,23 @@ def _check_types(experiment: Experiment, where: str) -> None:
         check_resources(values.get("resources", {}), f"{where}: presets.{name}")
     check_resources(experiment.resources, where)
     if isinstance(experiment.analyses, list):
+        if not all(isinstance(name, str) for name in experiment.analyses):
+            raise ConfigError(f"{where}: analyses: expected analysis names, got {experiment.analyses!r}")
         experiment.analyses = {name: {} for name in experiment.analyses}
+    if not isinstance(experiment.analyses, dict):
+        raise ConfigError(f"{where}: analyses: expected a mapping or a list of names, got {experiment.analyses!r}")
     for name, options in experiment.analyses.items():
         if name not in ANALYSES:
             raise unknown(f"analysis in {where}:", name, ANALYSES)
-        for option in options or {}:
+        if not isinstance(options, (dict, type(None))):
+            raise ConfigError(f"{where}: analyses.{name}: expected a mapping of options, got {options!r}")
+        for option, value in (options or {}).items():
             if option not in ANALYSES[name]:
                 raise ConfigError(f"{where}: analyses.{name}: unknown option {option!r}{closest(option, ANALYSES[name])}")
+            if option == "gamma":
+                check_number(f"{where}: analyses.{name}.gamma", value, 0.0)
+            if option == "n":
+                check_int(f"{where}: analyses.{name}.n", value, 1)
 
 
 def resources_for(experiment: Experiment, preset: Optional[str] = None) -> dict:
@@ -166,7 +225,7 @@ def _format(value) -> str:
         return "+".join(_format(v) for v in value) or "none"
     if isinstance(value, dict):
         return "+".join(f"{k}{_format(v)}" for k, v in value.items())
-    return re.sub(r"[^A-Za-z0-9.+-]", "", str(value))
+    return re.sub(r"[^A-Za-z0-9._+-]", "", str(value))  # `_` stays: configuration names such as E_R1 or small_resnet
 
 
 def run_name(grid_values: dict, seed: int) -> str:
@@ -180,16 +239,19 @@ def run_name(grid_values: dict, seed: int) -> str:
 
 
 def parse_overrides(items) -> dict:
-    """['a.b=1', 'loss=gan'] -> {'a.b': 1, 'loss': 'gan'} (values parsed as YAML)."""
+    """['a.b=1', 'loss=gan', 'lr=1e-3'] -> {'a.b': 1, 'loss': 'gan', 'lr': 0.001} (values parsed as YAML;
+    1e-3 is a number here although YAML 1.1 reads it as a string)."""
     overrides = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, text = item.split("=", 1)
         try:
-            overrides[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
+            overrides[key.strip()] = load_yaml(text)
+        except (yaml.YAMLError, ConfigError):
             raise ConfigError(f"override {key}: cannot parse value {text!r}") from None
+        if key.strip() == "seed":
+            raise ConfigError(f"override seed: every run would get this seed under its own seed<N> name; use seeds=[{text}]")
     return overrides
 
 
@@ -208,6 +270,8 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
     if "seeds" in overrides and seeds:
         seeds = overrides.pop("seeds")
         seeds = seeds if isinstance(seeds, list) else [seeds]
+        if not seeds:
+            raise ConfigError(f"{prefix}{experiment.name}: seeds: an empty list leaves no run to do")
     overrides.pop("seeds", None)
     base_overrides = {}
     for key, value in overrides.items():
@@ -241,14 +305,53 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
     return specs
 
 
+def build_on_meta(name: str, model_args: dict):
+    """Build configuration `name` with `model_args` on the meta device (shapes only, no memory): the
+    pre-flight check of every builder option. Unknown keywords are refused from the builder's own
+    signature (with the closest name); a bad value becomes one ConfigError line `model_args: ...`."""
+    import inspect
+
+    import torch
+
+    from roadmap.registry import create_model, model_builder
+
+    parameters = inspect.signature(model_builder(name)).parameters
+    named = [p for p, spec in parameters.items() if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)]
+    if not any(spec.kind == spec.VAR_KEYWORD for spec in parameters.values()):  # the builder's keywords are all of its options
+        for key in model_args:
+            if key not in named:
+                raise ConfigError(f"model_args: {unknown(f'option of configuration {name}', key, named)}")
+    try:
+        with torch.device("meta"):
+            return create_model(name, **model_args)
+    except ConfigError as error:
+        text = str(error)
+        raise ConfigError(text if text.startswith("model_args") else f"model_args: {text}") from None
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as error:  # e.g. a string or negative size
+        line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"model_args: configuration {name} cannot be built with {model_args!r}: {line}") from None
+
+
 def _check_models_and_data(specs) -> None:
-    """Unknown configuration or data-set names fail here, before any job starts."""
+    """Unknown configuration or data-set names and bad model options fail here, before any job starts.
+
+    Every distinct (model, model_args) is built once on the meta device; its own objective then fills
+    the run's loss, penalties and lazy_interval where they were left None, so that each RunSpec's
+    config is what the trainer writes as config.yaml."""
     from roadmap.registry import check_dataset, list_models
 
-    models, checked = list_models(), set()
-    for spec in specs:
+    models, checked, built = list_models(), set(), {}
+    for index, spec in enumerate(specs):
         if spec.config.model not in models:
             raise ConfigError(f"{spec.experiment}: {unknown('configuration', spec.config.model, models)}")
+        model_key = (spec.config.model, repr(sorted(spec.config.model_args.items())))
+        if model_key not in built:
+            try:
+                built[model_key] = build_on_meta(spec.config.model, spec.config.model_args).loss
+            except ConfigError as error:
+                raise ConfigError(f"{spec.experiment}: {error}") from None
+        if None in (spec.config.loss, spec.config.penalties, spec.config.lazy_interval):
+            spec.config = dataclasses.replace(spec.config, **spec.config.resolved_loss(built[model_key]))
         key = (spec.config.dataset, repr(sorted(spec.config.dataset_args.items())))
         if key not in checked:
             checked.add(key)
@@ -265,6 +368,6 @@ def analyses_of(experiment: Experiment, results_root, prefix: str = "") -> list[
     where = f"{prefix}{experiment.name}"
     found = [(name, dict(ANALYSES[name], **(options or {})), Path(results_root) / where / ANALYSIS_FOLDERS.get(name, name))
              for name, options in experiment.analyses.items()]
-    for included in experiment.include:
+    for included in experiment.include:  # load_experiment refused include cycles already
         found += analyses_of(load_experiment(included), results_root, prefix=f"{where}/")
     return found

@@ -11,7 +11,7 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
-from roadmap.errors import ConfigError
+from roadmap.errors import ConfigError, check_int, check_options
 from roadmap.registry import ModelPair, register_model
 
 LEAK = 0.2  # leaky ReLU slope (StyleGAN and R3GAN)
@@ -44,8 +44,7 @@ class Transition(nn.Module):
 def _stage_channels(width: int, resolution: int) -> list:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 4 or resolution & (resolution - 1):
         raise ConfigError(f"model_args.resolution: expected a power of two >= 4, got {resolution!r}")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ConfigError(f"model_args.width: expected a positive integer, got {width!r}")
+    check_int("model_args.width", width, 1)
     return [width] * (int(math.log2(resolution)) - 1)  # stages at 4, 8, ..., resolution
 
 
@@ -115,8 +114,8 @@ class SmallResNetDiscriminator(nn.Module):
 
 
 def _small_resnet(latent_dim: int, width: int, blocks: int, resolution: int, loss: dict) -> ModelPair:
-    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-        raise ConfigError(f"model_args.blocks: expected a positive integer, got {blocks!r}")
+    check_int("model_args.blocks", blocks, 1)
+    check_int("model_args.latent_dim", latent_dim, 1)
     return ModelPair(
         generator=SmallResNetGenerator(latent_dim, width, blocks, resolution),
         discriminator=SmallResNetDiscriminator(width, blocks, resolution),
@@ -131,4 +130,5 @@ def small_resnet(**overrides) -> ModelPair:
     """Paper Table 1 test bed (Stacked MNIST): small ResNet G and D, RpGAN + R1 + R2 by default."""
     defaults = dict(latent_dim=64, width=128, blocks=2, resolution=32,
                     loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
+    check_options("option of configuration small_resnet", overrides, defaults)
     return _small_resnet(**dict(defaults, **overrides))

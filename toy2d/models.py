@@ -1,6 +1,7 @@
 """MLP generator and discriminator for the 2-D toys, registered like any configuration (Appendix E)."""
 from torch import nn
 
+from roadmap.errors import check_int, check_options
 from roadmap.networks.layers import ACTIVATIONS, Activation, check_choice
 from roadmap.registry import ModelPair, register_model
 
@@ -45,6 +46,9 @@ class ToyDiscriminator(MLP):
 
 
 def _toy_mlp(latent_dim: int, hidden: int, depth: int, data_dim: int, loss: dict, activation: str) -> ModelPair:
+    # hidden 0 would build (and train) a network without hidden units; depth 0 is a linear map, allowed
+    for field, value, minimum in (("latent_dim", latent_dim, 1), ("hidden", hidden, 1), ("depth", depth, 0), ("data_dim", data_dim, 1)):
+        check_int(f"model_args.{field}", value, minimum)
     return ModelPair(
         generator=ToyGenerator(latent_dim, hidden, depth, data_dim, activation),
         discriminator=ToyDiscriminator(hidden, depth, data_dim, activation),
@@ -59,4 +63,5 @@ def toy_mlp(**overrides) -> ModelPair:
     """The 2-D toy test bed: MLP G and D, RpGAN + R1 + R2 by default; `activation` in lrelu | gelu | silu | smu."""
     defaults = dict(latent_dim=16, hidden=128, depth=3, data_dim=2, activation="lrelu",
                     loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
+    check_options("option of configuration toy_mlp", overrides, defaults)
     return _toy_mlp(**dict(defaults, **overrides))

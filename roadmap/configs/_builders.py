@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from roadmap.errors import ConfigError, unknown
+from roadmap.errors import ConfigError, check_int, check_options, unknown
 from roadmap.networks.layers import check_width, precision_dtype, scale_channels, scale_grouped
 from roadmap.networks.precision import PrecisionMonitor
 from roadmap.networks.resnet import ResNetDiscriminator, ResNetGenerator
@@ -43,15 +43,13 @@ def preset_row(preset: str) -> dict:
 
 
 def check_overrides(config: str, overrides: dict, allowed) -> None:
-    """Reject a builder keyword the configuration does not know, naming the closest one."""
-    for key in overrides:
-        if key not in allowed:
-            raise unknown(f"option of configuration {config}", key, allowed)
+    """Reject a builder keyword the configuration does not know, naming the closest one (the named
+    parameters preset, width and precision count as candidates: `widht` suggests `width`)."""
+    check_options(f"option of configuration {config}", overrides, allowed, suggest=("preset", "width", "precision"))
 
 
 def _positive_int(field: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field}: must be an integer >= 1, got {value!r}")
+    check_int(field, value, 1)
 
 
 def _common(preset, width, precision, conditional):
@@ -90,6 +88,9 @@ A_OPTIONS = ("z_dim", "w_dim", "mapping_layers", "mbstd_group", "mixing_probabil
 def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8, mbstd_group=8, mixing_probability=0.9,
                conditional=None, loss=None, path_length_weight=2.0, path_length_interval=4, description="") -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
+    for field, value, minimum in (("z_dim", z_dim, 1), ("w_dim", w_dim, 1), ("mapping_layers", mapping_layers, 1),
+                                  ("mbstd_group", mbstd_group, 0), ("path_length_interval", path_length_interval, 1)):
+        _positive_int(field, value) if minimum else check_int(field, value, 0)
     channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
     w_dim = scale_channels(w_dim, width)
     stages = row["low_precision_stages"]
@@ -112,6 +113,7 @@ B_OPTIONS = ("latent_dim", "conditional", "loss", "description")
 
 def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=None, description="") -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
+    _positive_int("latent_dim", latent_dim)
     channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
     stages = row["low_precision_stages"]
     generator = StrippedGenerator(channels, latent_dim, num_classes, stages, dtype)
@@ -148,6 +150,7 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
     """
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     _positive_int("blocks", blocks)
+    _positive_int("latent_dim", latent_dim)
     if group_size not in (None, "preset"):
         _positive_int("group_size", group_size)
     kept = _stage_slice(row, resolution)
