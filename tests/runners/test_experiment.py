@@ -141,3 +141,139 @@ def test_summary_groups_runs_by_variant_and_counts_failures(tmp_path):
     (row,) = summarize(specs)
     assert row["variant"] == "ring8_gan_r1_lazy1" and row["diverged"] == "1/3" and row["failed"] == "0/3"
     assert row["modes"] == "7±1.4" and row["kl"] == "0.2±0.14"
+
+
+# ---- pre-flight: model options, loss filled in, reliability list (issues 12, 13, 16) ----
+
+def _models():
+    from roadmap.registry import list_models
+
+    return list_models()
+
+
+# A valid key of each configuration and its misspelling (the closest name must be the valid one).
+MISSPELT = {"toy_mlp": ("hiden", "hidden"), "small_resnet": ("widht", "width")}
+
+
+@pytest.mark.parametrize("model", _models())
+def test_misspelt_model_args_key_fails_the_dry_run_naming_the_closest(tmp_path, capsys, model):
+    bad, good = MISSPELT.get(model, ("widht", "width"))
+    text = f"base: {{model: {model}, model_args: {{{bad}: 1}}}}\n"
+    out = tmp_path / "results"
+    assert main(["run", write(tmp_path, text), "--dry-run", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"model_args: unknown option of configuration {model} '{bad}' (did you mean '{good}'?)" in err
+    assert err.count("\n") == 1 and "Traceback" not in err and "TypeError" not in err
+    assert not any(private + "()" in err for private in ("_toy_mlp", "_small_resnet", "_stylegan2", "_stripped", "_resnet"))
+
+
+def test_table3_width_typo_on_the_command_line_is_refused(tmp_path, capsys):
+    assert main(["run", "table3", "model_args.widht=0.5", "--dry-run", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown option of configuration E 'widht' (did you mean 'width'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: {model: toy_mlp, model_args: {hidden: 0}}\n", "model_args.hidden: must be an integer >= 1, got 0"),
+    ("base: {model: toy_mlp, model_args: {hidden: -4}}\n", "model_args.hidden: must be an integer >= 1, got -4"),
+    ("base: {model: toy_mlp, model_args: {latent_dim: sixteen}}\n", "model_args.latent_dim: must be an integer >= 1, got 'sixteen'"),
+    ("base: {model: small_resnet, model_args: {width: -8}}\n", "model_args.width: must be an integer >= 1, got -8"),
+    ("base: {model: small_resnet, model_args: {latent_dim: 0}}\n", "model_args.latent_dim: must be an integer >= 1, got 0"),
+    ("base: {model: E, model_args: {preset: stackedmnist, width: 0}}\n", "model_args: width: must be a number > 0, got 0"),
+    ("base: {model: E, model_args: {preset: stackedmnist, latent_dim: -1}}\n", "model_args: latent_dim: must be an integer >= 1"),
+    ("base: {model: B, model_args: {preset: stackedmnist, width: '0.5'}}\n", "model_args: width: must be a number > 0, got '0.5'"),
+    ("base: {model: A, model_args: {preset: stackedmnist, z_dim: -5}}\n", "model_args: z_dim: must be an integer >= 1, got -5"),
+])
+def test_bad_model_sizes_fail_the_dry_run_in_one_line(tmp_path, capsys, text, message):
+    assert main(["run", write(tmp_path, text), "--dry-run", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_run_specs_carry_the_configurations_own_loss_as_the_trainer_writes_it(tmp_path):
+    import dataclasses
+
+    from roadmap.registry import create_model
+
+    (spec,) = expand(load_experiment("table3"), tmp_path, overrides={"seeds": [0]})
+    assert (spec.config.loss, spec.config.penalties, spec.config.lazy_interval) == ("rpgan", ["r1", "r2"], 1)
+    pair = create_model(spec.config.model, **spec.config.model_args)
+    written = dict(dataclasses.asdict(spec.config), **spec.config.resolved_loss(pair.loss))  # roadmap/trainer.py config.yaml
+    assert dataclasses.asdict(spec.config) == written
+    a = expand(load_experiment(write(tmp_path, "base: {model: A, model_args: {preset: stackedmnist, width: 0.03}}\n")), tmp_path)
+    assert (a[0].config.loss, a[0].config.penalties, a[0].config.lazy_interval) == ("gan", ["r1"], 16)
+    # a value the experiment sets stays
+    toy = expand(load_experiment("toy2d-ablation"), tmp_path, overrides={"seeds": [0]})
+    assert {spec.config.lazy_interval for spec in toy} == {1, 8}
+
+
+def test_run_names_keep_configuration_names_intact():
+    assert run_name({"model": "E_R1", "dataset": "ring8"}, 0) == "E_R1_ring8_seed0"
+    assert run_name({"model": "small_resnet"}, 1) == "small_resnet_seed1"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: {}\ninclude: [7]\n", "include: expected names of experiments, got 7"),
+    ("base: {}\nanalyses: 3\n", "analyses: expected a mapping or a list of names, got 3"),
+    ("base: {}\nanalyses: {dirac: 3}\n", "analyses.dirac: expected a mapping of options, got 3"),
+    ("base: {}\nanalyses: {dirac: {gamma: big}}\n", "analyses.dirac.gamma: expected a number, got 'big'"),
+    ("base: {}\nanalyses: {dirac: {gamma: -1}}\n", "analyses.dirac.gamma: must be >= 0.0, got -1"),
+    ("base: {}\nanalyses: {stackedmnist_real: {n: 0}}\n", "analyses.stackedmnist_real.n: must be an integer >= 1"),
+    ("base: {}\npresets: {cpu: {}}\ndefault_preset: [cpu]\n", "default_preset: expected a preset name, got ['cpu']"),
+    ("base: {lr: .nan}\n", "lr: must be a finite number, got nan"),
+    ("base: {gamma: .nan}\n", "gamma: must be a finite number, got nan"),
+    ("base: {gamma: [1.0, .nan]}\n", "gamma: must be a finite number"),
+    ("base: {duration_kimg: .inf}\n", "duration_kimg: must be a finite number, got inf"),
+    ("base: {divergence_grad_norm: .nan}\n", "divergence_grad_norm: must be a finite number, got nan"),
+    ("base: {ema_half_life_kimg: .inf}\n", "ema_half_life_kimg: must be a finite number, got inf"),
+    ("base: {duration_kimg: 1.0e-9}\n", "duration_kimg: 1e-09 kimg is shorter than one batch of 64 images"),
+    ("base: {}\nseeds: [9223372036854775808]\n", "seeds: expected integers >= 0 and < 2**63"),
+    ("base: {}\nseeds: []\n", "seeds: the list is empty and nothing is included"),
+    ("base: {}\ngrid: {seed: [0, 1]}\n", "grid.seed: seeds are not a grid axis; list them under `seeds:`"),
+    ("base: {seed: 3}\n", "base.seed: set seeds with the top-level `seeds:` list"),
+    ("base: {gamma: 1}\nbase: {gamma: 10}\n", "line 2: duplicate key 'base'"),
+    ("base:\n  gamma: 1\n  lr: 0.001\n  gamma: 10\n", "line 4: duplicate key 'gamma'"),
+])
+def test_reliability_list_fails_in_one_line(tmp_path, capsys, text, message):
+    out = tmp_path / "results"
+    assert main(["run", write(tmp_path, text), "--dry-run", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_include_cycles_and_binary_files_fail_in_one_line(tmp_path, capsys):
+    self_including = write(tmp_path, "base: {}\nseeds: []\ninclude: [{}]\n".replace("{}]", f"{tmp_path / 'exp.yaml'}]"))
+    assert main(["run", self_including, "--dry-run"]) == 2
+    assert "includes itself" in capsys.readouterr().err
+    write(tmp_path, f"base: {{}}\nseeds: []\ninclude: [{tmp_path / 'b.yaml'}]\n", "a.yaml")
+    write(tmp_path, f"base: {{}}\nseeds: []\ninclude: [{tmp_path / 'a.yaml'}]\n", "b.yaml")
+    assert main(["run", str(tmp_path / "a.yaml"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "includes itself (directly or through another file)" in err and err.count("\n") == 1
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x81base: {}\n")
+    assert main(["run", str(binary), "--dry-run"]) == 2
+    assert "binary.yaml: not a text (UTF-8) file" in capsys.readouterr().err
+    assert main(["run", str(tmp_path), "--dry-run"]) == 2
+    assert "is a folder, not a YAML file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["seeds=[]"], "seeds: an empty list leaves no run to do"),
+    (["seed=3"], "override seed: every run would get this seed under its own seed<N> name; use seeds=[3]"),
+    (["lr=.nan"], "lr: must be a finite number, got nan"),
+    (["duration_kimg=1e-9"], "duration_kimg: 1e-09 kimg is shorter than one batch of 128 images"),
+    (["seeds=[18446744073709551616]"], "seed: must be an integer <= 9223372036854775807"),
+    (["model_args.hidden=0"], "model_args.hidden: must be an integer >= 1, got 0"),
+    (["loss=gan", "gamma"], "override 'gamma': expected key=value"),
+])
+def test_odd_overrides_fail_in_one_line(tmp_path, capsys, argv, message):
+    assert main(["run", "toy2d-ablation", *argv, "--dry-run", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_exponent_numbers_are_numbers_in_overrides_and_files(tmp_path):
+    assert parse_overrides(["lr=1e-3", "gamma=[1e-1, 2E2]", "loss=gan"]) == {"lr": 0.001, "gamma": [0.1, 200.0], "loss": "gan"}
+    (spec,) = expand(load_experiment(write(tmp_path, "base: {lr: 1e-3, gamma: 5e0}\n")), tmp_path)
+    assert spec.config.lr == 0.001 and spec.config.gamma == 5.0
