@@ -8,6 +8,7 @@ training time are stored beside the weights (a .pt file and a .json file with th
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -165,8 +166,13 @@ def load_classifier(root=None, progress: bool = True) -> DigitClassifier:
         model.test_accuracy, model.train_seconds = state["test_accuracy"], state["train_seconds"]
         model.test_accuracy_low_res = state["test_accuracy_low_res"]
     else:
+        # First use takes minutes: say what happens and where the weights go (stderr keeps --json output clean).
+        print(f"training the Stacked MNIST mode classifier on MNIST (first use, ~3 min on 2 cores) into {path}",
+              file=sys.stderr, flush=True)
         model = train_classifier(root, progress=progress)
         save_classifier(model, path)
+        print(f"trained the mode classifier in {model.train_seconds:.0f} s (MNIST test accuracy {model.test_accuracy:.4f})",
+              file=sys.stderr, flush=True)
     model.eval().requires_grad_(False)
     _loaded[path] = model
     return model

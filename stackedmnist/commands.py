@@ -66,15 +66,18 @@ def evaluate_command(args) -> int:
 
     if args.n < 1:
         raise ConfigError(f"--n: must be >= 1, got {args.n}")
+    if args.run is not None and args.resolution is not None:
+        raise ConfigError("--resolution: only with --real (a run is scored at its own resolution)")
+    # The run folder is checked (and its generator rebuilt) before the classifier, whose first use
+    # trains it for minutes: a mistyped --run must fail at once.
+    run = _run_generator(Path(args.run), args.data_root) if args.run is not None else None
     start = time.time()
     load_classifier(args.data_root)  # train on first use, before the clock of the scoring itself matters
     if args.real:
         resolution = args.resolution or NATIVE_RESOLUTION
         result = dict(score_real(args.n, resolution, args.data_root), source="real", resolution=resolution)
     else:
-        if args.resolution is not None:
-            raise ConfigError("--resolution: only with --real (a run is scored at its own resolution)")
-        data, generate = _run_generator(Path(args.run), args.data_root)
+        data, generate = run
         result = dict(data.evaluate(generate, n=args.n), source=str(args.run), resolution=data.resolution)
     result.update(min_count=MIN_MODE_COUNT, seconds=round(time.time() - start, 2))
     if args.json:

@@ -41,3 +41,29 @@ def test_user_mistakes_exit_2_with_one_line(mnist_root, tmp_path, monkeypatch, c
     assert main(["eval-stackedmnist", "--real", "--json"]) == 2
     error = capsys.readouterr().err.strip()
     assert "R3BENCH_DATA" in error and "\n" not in error
+
+
+def test_missing_run_folder_fails_before_the_classifier_is_loaded(tmp_path, monkeypatch, capsys):
+    """A mistyped --run must not first train the classifier for minutes (issue 16)."""
+    from stackedmnist import classifier
+
+    calls = []
+    monkeypatch.setattr(classifier, "load_classifier", lambda *args, **kwargs: calls.append(args))
+    assert main(["eval-stackedmnist", "--run", str(tmp_path / "missing"), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "--run: no run folder" in err and err.count("\n") == 1 and calls == []
+
+
+def test_first_use_training_says_what_it_does_and_how_long(tmp_path, monkeypatch, capsys):
+    from stackedmnist import classifier
+
+    model = classifier.DigitClassifier(classifier.RECIPE["widths"])
+    model.train_seconds, model.test_accuracy = 151.2, 0.9912
+    monkeypatch.setattr(classifier, "weights_path", lambda: tmp_path / "classifier.pt")
+    monkeypatch.setattr(classifier, "train_classifier", lambda root, progress=True: model)
+    monkeypatch.setattr(classifier, "save_classifier", lambda model, path: None)
+    monkeypatch.setattr(classifier, "_loaded", {})
+    assert classifier.load_classifier() is model
+    before, after = capsys.readouterr().err.strip().splitlines()
+    assert before == f"training the Stacked MNIST mode classifier on MNIST (first use, ~3 min on 2 cores) into {tmp_path / 'classifier.pt'}"
+    assert after == "trained the mode classifier in 151 s (MNIST test accuracy 0.9912)"
