@@ -12,8 +12,19 @@ def register(subparsers) -> None:
 
 
 def run_report(args) -> int:
-    from reports.build import build_report
+    from pathlib import Path
 
+    from reports.build import build_report
+    from roadmap.errors import ConfigError
+
+    # Output paths are checked before any table is built, so a mistake costs nothing and reads as one line.
+    if Path(args.results_dir).exists() and not Path(args.results_dir).is_dir():
+        raise ConfigError(f"RESULTS_DIR: {args.results_dir!r} is a file, not a folder of run folders")
+    out = Path(args.out) if args.out else Path(args.results_dir) / "report"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file; give a folder for the report")
+    if args.readme and not Path(args.readme).is_file():
+        raise ConfigError(f"--readme: {args.readme!r} is not an existing file (it must hold the <!-- results:start/end --> markers)")
     report = build_report(args.results_dir, args.out)
     print(f"report: {report} (and {report.with_suffix('.html').name} beside it)")
     if args.readme:

@@ -3,7 +3,12 @@ import json
 import sys
 from pathlib import Path
 
-from roadmap.errors import ConfigError
+from roadmap.errors import ConfigError, check_int
+
+# `bench` refuses networks beyond this many parameters (G + D) before allocating anything: fp32
+# weights, Adam moments and gradients of 2e9 parameters are already 32 GB.
+MAX_BENCH_PARAMETERS = 2_000_000_000
+IMAGE_KINDS = ("images", "stackedmnist")  # data-set kinds (roadmap.registry.DATASET_KINDS) that FID can score
 
 
 def describe_models() -> list:
@@ -43,10 +48,18 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run_bench)
 
 
-def run_params(args) -> int:
+def _counts_on_meta(config: str, preset: str, width: float) -> dict:
+    """parameter_counts, with a width so large that tensor sizes overflow turned into one line."""
     from roadmap.bench import parameter_counts
 
-    counts = parameter_counts(args.config, args.preset, args.width)
+    try:
+        return parameter_counts(config, preset, width)
+    except RuntimeError as error:  # "Storage size calculation overflowed" even on the meta device
+        raise ConfigError(f"--width: {width:g} makes tensors too large to describe ({str(error).splitlines()[0][:60]}...)") from None
+
+
+def run_params(args) -> int:
+    counts = _counts_on_meta(args.config, args.preset, args.width)
     if args.json:
         print(json.dumps(counts))
     else:
@@ -59,17 +72,21 @@ def run_fid(args) -> int:
 
     from roadmap import files
     from roadmap.fid import FidUnavailable, frechet_distance, metric_name, real_samples
-    from roadmap.registry import create_dataset, create_model
+    from roadmap.registry import create_dataset, create_model, dataset_kind
     from roadmap.trainer import generate
 
     run_dir = Path(args.run)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"--run: {str(run_dir)!r} has no config.yaml (not a run folder)")
     metric = metric_name(args.features)
-    n = args.n or (50_000 if args.features is None else 10_000)
-    if n < 2:
-        raise ConfigError(f"--n: must be >= 2, got {n}")
+    if args.n is not None:  # `--n 0` is a mistake, not "the default"
+        check_int("--n", args.n, 2)
+    n = args.n if args.n is not None else (50_000 if args.features is None else 10_000)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    kind = dataset_kind(config.get("dataset"))
+    if kind is not None and kind not in IMAGE_KINDS:
+        raise ConfigError(f"--run: FID needs an image data set; {str(run_dir)!r} trained on {config.get('dataset')!r} "
+                          f"(a {kind.replace('_', ' ')}, scored in its summary.json)")
     checkpoint = files.load_checkpoint(run_dir)
     if checkpoint is None:
         raise ConfigError(f"--run: {str(run_dir)!r} has no readable checkpoint.pt")
@@ -94,10 +111,18 @@ def run_bench(args) -> int:
 
     from roadmap.bench import benchmark
 
+    counts = _counts_on_meta(args.config, args.preset, args.width)  # no memory: refuse absurd sizes before allocating
+    if counts["G"] + counts["D"] > MAX_BENCH_PARAMETERS:
+        raise ConfigError(f"--width: {args.width:g} gives {counts['G'] + counts['D']:,} parameters (G + D), "
+                          f"beyond the {MAX_BENCH_PARAMETERS:,} a benchmark allocates")
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = benchmark(args.config, args.preset, args.width, args.batch, args.steps, args.warmup, args.device,
-                       args.precision, channels_last=args.channels_last)
+    try:
+        result = benchmark(args.config, args.preset, args.width, args.batch, args.steps, args.warmup, args.device,
+                           args.precision, channels_last=args.channels_last)
+    except (MemoryError, torch.OutOfMemoryError) as error:
+        raise ConfigError(f"out of memory on {args.device} (width {args.width:g}, batch {args.batch}): "
+                          f"{(str(error).splitlines() or ['MemoryError'])[0][:120]}") from None
     if args.json:
         print(json.dumps(result))
     else:

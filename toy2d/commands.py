@@ -40,7 +40,12 @@ def run_dirac(args) -> int:
 
     if not math.isfinite(args.gamma) or args.gamma < 0:
         raise ConfigError(f"--gamma: must be a finite number >= 0, got {args.gamma}")
-    result = write_analysis(args.gamma, args.plot) if args.plot else analyse(args.gamma)
+    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        raise ConfigError(f"--plot: {args.plot!r} is a file; give a folder for the phase portraits")
+    try:
+        result = write_analysis(args.gamma, args.plot) if args.plot else analyse(args.gamma)
+    except OSError as error:  # a read-only folder, or a file where a parent folder should be
+        raise ConfigError(f"--plot: cannot write into {args.plot!r} ({error.strerror or error})") from None
     if args.json:
         print(json.dumps(result))
         return 0

@@ -56,3 +56,28 @@ def test_fid_command_with_feature_network(tmp_path, capsys, monkeypatch):
     assert set(result) == {"fd_tiny", "n"} and result["n"] == 16 and result["fd_tiny"] > 0
     assert files.read_json(run / "fd_tiny.json") == result
     assert main(["fid", "--run", str(tmp_path)]) == 2
+
+
+def test_fid_refuses_n_below_2_and_toy_runs_in_one_line(tmp_path, capsys):
+    import yaml
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(dict(model="toy_mlp", dataset="25gaussians")))
+    assert main(["fid", "--run", str(run), "--n", "0"]) == 2  # used to mean "the default 10,000"
+    err = capsys.readouterr().err
+    assert "--n: must be an integer >= 2, got 0" in err and err.count("\n") == 1
+    assert main(["fid", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "FID needs an image data set" in err and "'25gaussians' (a toy mixture" in err and err.count("\n") == 1
+
+
+def test_bench_and_params_refuse_absurd_widths_before_allocating(capsys):
+    assert main(["bench", "--config", "E", "--preset", "stackedmnist", "--width", "1e9", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "--width: 1e+09 makes tensors too large" in err and err.count("\n") == 1
+    assert main(["bench", "--config", "E", "--preset", "stackedmnist", "--width", "10", "--json"]) == 2
+    err = capsys.readouterr().err  # 1,906,014,720 + 1,905,530,880 parameters at width 10
+    assert "--width: 10 gives 3,811,545,600 parameters (G + D), beyond the 2,000,000,000" in err and err.count("\n") == 1
+    assert main(["params", "--config", "E", "--preset", "stackedmnist", "--width", "1e9", "--json"]) == 2
+    assert "--width: 1e+09 makes tensors too large" in capsys.readouterr().err
