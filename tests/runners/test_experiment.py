@@ -277,3 +277,45 @@ def test_exponent_numbers_are_numbers_in_overrides_and_files(tmp_path):
     assert parse_overrides(["lr=1e-3", "gamma=[1e-1, 2E2]", "loss=gan"]) == {"lr": 0.001, "gamma": [0.1, 200.0], "loss": "gan"}
     (spec,) = expand(load_experiment(write(tmp_path, "base: {lr: 1e-3, gamma: 5e0}\n")), tmp_path)
     assert spec.config.lr == 0.001 and spec.config.gamma == 5.0
+
+
+# ---- extends: the shared cpu preset is written once (issue 13) ----
+
+# table1's and table3's first cpu runs as resolved before the shared block moved into
+# runners/experiments/_stackedmnist_cpu.yaml (extends:); the move must change nothing.
+CPU_COMMON = dict(augment_p=0.0, batch=64, beta2=[0.9, 0.99], burn_in_kimg=12, checkpoint_ticks=5, dataset="stackedmnist",
+                  dataset_args={"resolution": 16}, device="cpu", divergence_grad_norm=10000.0, duration_kimg=40,
+                  ema_half_life_kimg=[0, 5], eval_samples=None, gamma=[1.0, 0.1], grad_scaler=False, lazy_interval=1,
+                  logger="jsonl", loss="rpgan", lr=0.0005, penalties=["r1", "r2"], preset=None, score_samples=None,
+                  score_ticks=0, seed=0, tf32=False, threads=1, tick_kimg=4, xflip=False)
+
+
+@pytest.mark.parametrize("name, first", [
+    ("table1", dict(CPU_COMMON, feeds="table1", model="small_resnet", model_args={"blocks": 1, "resolution": 16, "width": 32})),
+    ("table3", dict(CPU_COMMON, feeds="table3", model="E", model_args={"preset": "stackedmnist", "resolution": 16, "width": 0.03125})),
+])
+def test_shared_cpu_preset_leaves_resolved_configs_unchanged(tmp_path, name, first):
+    import dataclasses
+
+    specs = expand(load_experiment(name), tmp_path)
+    assert dataclasses.asdict(specs[0].config) == first
+    assert len(specs) == (12 if name == "table1" else 3)
+    assert {spec.config.lr for spec in expand(load_experiment(name), tmp_path, preset="paper")} == {2e-4}  # Table 9, not the cpu lr
+
+
+def test_extends_merges_the_parent_under_the_file_and_refuses_cycles(tmp_path, capsys):
+    from runners.experiment import bundled_experiments
+
+    assert "_stackedmnist_cpu" not in bundled_experiments() and "table1" in bundled_experiments()
+    write(tmp_path, "base: {model: toy_mlp, gamma: 3.0}\npresets: {cpu: {lr: 1.0e-3, batch: 32}}\nresources: {mem_gb: 4}\n", "parent.yaml")
+    child = write(tmp_path, f"extends: {tmp_path / 'parent.yaml'}\nbase: {{lr: 5.0e-4}}\npresets: {{cpu: {{batch: 16}}}}\n"
+                            "default_preset: cpu\n", "child.yaml")
+    experiment = load_experiment(child)
+    assert experiment.base == {"model": "toy_mlp", "gamma": 3.0, "lr": 5.0e-4} and experiment.resources == {"mem_gb": 4}
+    (spec,) = expand(experiment, tmp_path)
+    assert (spec.config.lr, spec.config.batch, spec.config.gamma) == (1.0e-3, 16, 3.0)  # the preset still beats base
+    write(tmp_path, f"extends: {tmp_path / 'loop.yaml'}\nbase: {{}}\n", "loop.yaml")
+    assert main(["run", str(tmp_path / "loop.yaml"), "--dry-run"]) == 2
+    assert "extends this file again (a cycle)" in capsys.readouterr().err
+    assert main(["run", write(tmp_path, "extends: 5\nbase: {}\n"), "--dry-run"]) == 2
+    assert "extends: expected the name or path of an experiment file, got 5" in capsys.readouterr().err
