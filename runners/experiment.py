@@ -216,8 +216,8 @@ def check_resources(resources: dict, where: str = "resources") -> None:
         kind = RESOURCE_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, kind):
             raise ConfigError(f"{where}: resources.{key}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
-        if kind is not str and value < (0 if key == "gpus_per_node" else 1):
-            raise ConfigError(f"{where}: resources.{key}: must be >= {0 if key == 'gpus_per_node' else 1}, got {value!r}")
+        if kind is not str:
+            check_number(f"{where}: resources.{key}", value, 0 if key == "gpus_per_node" else 1)
 
 
 def _format(value) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from roadmap.errors import ConfigError
+from roadmap.errors import ConfigError, check_int
 from stackedmnist.data import EVAL_SAMPLES, NATIVE_RESOLUTION
 from stackedmnist.metrics import MIN_MODE_COUNT
 
@@ -64,8 +64,7 @@ def score_real(n: int = EVAL_SAMPLES, resolution: int = NATIVE_RESOLUTION, data_
 def evaluate_command(args) -> int:
     from stackedmnist.classifier import load_classifier
 
-    if args.n < 1:
-        raise ConfigError(f"--n: must be >= 1, got {args.n}")
+    check_int("--n", args.n, 1)
     if args.run is not None and args.resolution is not None:
         raise ConfigError("--resolution: only with --real (a run is scored at its own resolution)")
     # The run folder is checked (and its generator rebuilt) before the classifier, whose first use

@@ -319,3 +319,12 @@ def test_extends_merges_the_parent_under_the_file_and_refuses_cycles(tmp_path, c
     assert "extends this file again (a cycle)" in capsys.readouterr().err
     assert main(["run", write(tmp_path, "extends: 5\nbase: {}\n"), "--dry-run"]) == 2
     assert "extends: expected the name or path of an experiment file, got 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", _models())
+def test_every_registered_configuration_builds_on_meta_with_its_defaults(model):
+    from runners.experiment import build_on_meta
+
+    pair = build_on_meta(model, {})
+    assert set(pair.loss) == {"loss", "penalties", "lazy_interval"} and pair.loss["loss"] in ("gan", "rpgan")
+    assert all(p.is_meta for p in pair.generator.parameters())
