@@ -1,9 +1,10 @@
 """Training throughput of a configuration: full iterations (D step with its penalties + G step) after warm-up (Table 2/9 models).
 
-One iteration is exactly the trainer's: roadmap.trainer.discriminator_step (adversarial loss,
-R1/R2 on the configuration's lazy schedule, input-gradient norms) + Adam step, then
-generator_step (+ Config A's path length penalty on its interval) + Adam step. Real images are
-random tensors of the preset's shape (data loading is not measured). The step counter starts at
+One iteration is the trainer's own function, roadmap.step.training_iteration: the D step
+(adversarial loss, R1/R2 on the configuration's lazy schedule, input-gradient norms) + Adam
+step, then the G step (+ Config A's path length penalty on its interval) + Adam step. Real
+images are random tensors of the preset's shape (data loading is not measured; the same
+tensor serves as D's and G's real batch). The step counter starts at
 0 with the warm-up, as in training.
 """
 import resource
@@ -12,10 +13,9 @@ import time
 import torch
 
 from roadmap.errors import ConfigError
-from roadmap.losses import regularization_weight
 from roadmap.presets import NUM_CLASSES, PRESETS
 from roadmap.registry import create_model
-from roadmap.trainer import discriminator_step, generator_step
+from roadmap.step import Batch, Optimization, training_iteration
 
 
 def count_parameters(module) -> int:
@@ -64,23 +64,14 @@ def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, step
     num_classes = NUM_CLASSES.get(preset, 0) if PRESETS[preset]["conditional"] else 0  # the builders' default
     real = (torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1).contiguous(memory_format=memory_format)
     labels = torch.randint(num_classes, (batch,), device=device) if num_classes else None
-    objective, penalties, lazy = pair.loss["loss"], pair.loss["penalties"], pair.loss.get("lazy_interval", 1)
+    loss = pair.loss_spec
+    optimization = Optimization(optimizer_G, optimizer_D, torch.amp.GradScaler(device.type, enabled=False),
+                                torch.amp.GradScaler(device.type, enabled=False))
 
     def iteration(step):
-        z = torch.randn(batch, pair.latent_dim, device=device)
-        generator.requires_grad_(False)
-        discriminator.requires_grad_(True)
-        optimizer_D.zero_grad(set_to_none=True)
-        discriminator_step(pair, real, labels, z, objective, penalties, gamma, regularization_weight(step, lazy))
-        optimizer_D.step()
-        z = torch.randn(batch, pair.latent_dim, device=device)
-        generator.requires_grad_(True)
-        discriminator.requires_grad_(False)
-        optimizer_G.zero_grad(set_to_none=True)
-        generator_step(pair, real, labels, z, objective)
-        if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
-            (pair.generator_penalty_interval * pair.generator_penalty(generator, z, labels).mean()).backward()
-        optimizer_G.step()
+        z_D = torch.randn(batch, pair.latent_dim, device=device)
+        z_G = torch.randn(batch, pair.latent_dim, device=device)
+        training_iteration(pair, optimization, loss, step, gamma, Batch(real, labels, z_D), Batch(real, labels, z_G))
 
     for step in range(warmup):
         iteration(step)

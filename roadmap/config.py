@@ -44,12 +44,12 @@ class RunConfig:
     logger: str = "jsonl"  # jsonl | tensorboard (also writes the per-tick scalars as a TensorBoard event file)
     feeds: Optional[str] = None  # paper table or section this run feeds (the experiment file's `feeds:`); reports select by it
 
-    def resolved_loss(self, model_loss: dict) -> dict:
-        """Loss selection with the configuration's defaults filled in where this run left None."""
+    def resolved_loss(self, model_loss) -> dict:
+        """Loss selection (a LossSpec's fields) with the configuration's own `model_loss` (LossSpec) filled in where this run left None."""
         return dict(
-            loss=self.loss if self.loss is not None else model_loss["loss"],
-            penalties=list(self.penalties if self.penalties is not None else model_loss["penalties"]),
-            lazy_interval=self.lazy_interval if self.lazy_interval is not None else model_loss.get("lazy_interval", 1),
+            loss=self.loss if self.loss is not None else model_loss.loss,
+            penalties=list(self.penalties if self.penalties is not None else model_loss.penalties),
+            lazy_interval=self.lazy_interval if self.lazy_interval is not None else model_loss.lazy_interval,
         )
 
 

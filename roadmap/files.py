@@ -83,3 +83,16 @@ def read_jsonl(path) -> list:
                 except json.JSONDecodeError:
                     break
     return rows
+
+
+def append_line(path, line: str) -> None:
+    """Append one line in a single write (a reader never sees half of two lines interleaved)."""
+    with open(path, "a") as stream:
+        stream.write(line.rstrip("\n") + "\n")
+        stream.flush()
+
+
+def fsync(path) -> None:
+    """Flush a file's appended lines to disk (before a checkpoint that covers them is written)."""
+    with open(path, "rb+") as stream:
+        os.fsync(stream.fileno())

@@ -1,16 +1,63 @@
-"""Adversarial objectives (GAN, RpGAN) and zero-centred gradient penalties R1/R2 (paper Section 2).
+"""A registry of adversarial objectives (GAN, RpGAN, ...) and the zero-centred gradient penalties R1/R2 (paper Section 2).
 
 Every function returns a per-sample tensor [N]; the training loop owns reduction, gamma,
 the lazy-interval weight and `.backward()`. Convention: a logit is high for real data, so the
 paper's f(t) = -softplus(-t) appears here as softplus terms to be minimized.
 """
+import dataclasses
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
 from roadmap.errors import ConfigError, unknown
 
-OBJECTIVES = ("gan", "rpgan")
 PENALTIES = ("r1", "r2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """A registered adversarial objective: D's and G's per-sample losses from logits real [N], fake [N]."""
+
+    name: str  # the value of RunConfig.loss / LossSpec.loss
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (real_logits, fake_logits) -> [N]
+    generator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (real_logits, fake_logits) -> [N]
+    generator_needs_real: bool  # G's loss reads real logits (relativistic pairing): the G step scores reals too
+    f_prime_at_zero: float  # slope of the objective's f at 0: DiracGAN eigenvalues are +-f'(0) i without penalty
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """What one run optimizes: the objective's name, its zero-centred penalties and their lazy interval."""
+
+    loss: str  # registered objective (Objective.name)
+    penalties: tuple = ()  # subset of PENALTIES
+    lazy_interval: int = 1  # penalties on every k-th D step, weighted by k
+
+    def as_dict(self) -> dict:
+        return dict(loss=self.loss, penalties=list(self.penalties), lazy_interval=self.lazy_interval)
+
+
+_objectives: dict[str, Objective] = {}
+
+
+def register_objective(objective: Objective) -> Objective:
+    """Add an objective to the registry (one entry makes it trainable, tabulated and analysed by `r3bench dirac`)."""
+    if objective.name in _objectives:
+        raise ValueError(f"loss {objective.name!r} registered twice")
+    _objectives[objective.name] = objective
+    return objective
+
+
+def list_objectives() -> list[str]:
+    return list(_objectives)
+
+
+def get_objective(name: str) -> Objective:
+    if name not in _objectives:
+        raise unknown("loss", name, _objectives)
+    return _objectives[name]
 
 
 def f(t: torch.Tensor) -> torch.Tensor:
@@ -18,26 +65,24 @@ def f(t: torch.Tensor) -> torch.Tensor:
     return -F.softplus(-t)
 
 
-def discriminator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """D's loss per sample [N] from logits real [N] and fake [N].
+# gan: D: softplus(-D(x)) + softplus(D(G(z))) (= -f(-D(G z)) - f(D x), unpaired); G: non-saturating.
+register_objective(Objective(
+    "gan", lambda real, fake: F.softplus(-real) + F.softplus(fake), lambda real, fake: F.softplus(-fake),
+    generator_needs_real=False, f_prime_at_zero=0.5, description="non-saturating GAN (paper eq. 1)"))
+# rpgan: D: softplus(-(D(x) - D(G(z)))) (= -f(D x - D(G z)), paired per sample); G: the mirrored pair.
+register_objective(Objective(
+    "rpgan", lambda real, fake: F.softplus(fake - real), lambda real, fake: F.softplus(real - fake),
+    generator_needs_real=True, f_prime_at_zero=0.5, description="relativistic pairing GAN (paper eq. 2)"))
 
-    gan:   softplus(-D(x)) + softplus(D(G(z)))            (= -f(-D(G z)) - f(D x), unpaired)
-    rpgan: softplus(-(D(x) - D(G(z))))                    (= -f(D x - D(G z)), paired per sample)
-    """
-    if objective == "gan":
-        return F.softplus(-real_logits) + F.softplus(fake_logits)
-    if objective == "rpgan":
-        return F.softplus(fake_logits - real_logits)
-    raise unknown("loss", objective, OBJECTIVES)
+
+def discriminator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss per sample [N] from logits real [N] and fake [N], for the registered objective's name."""
+    return get_objective(objective).discriminator(real_logits, fake_logits)
 
 
 def generator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """G's loss per sample [N]: non-saturating for gan, the relativistic pair for rpgan."""
-    if objective == "gan":
-        return F.softplus(-fake_logits)
-    if objective == "rpgan":
-        return F.softplus(real_logits - fake_logits)
-    raise unknown("loss", objective, OBJECTIVES)
+    """G's loss per sample [N] for the registered objective's name."""
+    return get_objective(objective).generator(real_logits, fake_logits)
 
 
 def input_gradient(logits: torch.Tensor, inputs: torch.Tensor, create_graph: bool) -> torch.Tensor:
@@ -61,8 +106,7 @@ def gradient_penalty(logits: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor
 
 def check_loss_spec(objective: str, penalties, lazy_interval: int) -> None:
     """Validate a loss selection by name before any job starts."""
-    if objective not in OBJECTIVES:
-        raise unknown("loss", objective, OBJECTIVES)
+    get_objective(objective)
     for penalty in penalties:
         if penalty not in PENALTIES:
             raise unknown("penalty", penalty, PENALTIES)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from roadmap.errors import unknown
+from roadmap.losses import LossSpec
 
 # Modules whose import registers configurations and data sets; imported lazily on first lookup
 # so that `import roadmap` stays cheap and plug-in packages may import the registry itself.
@@ -43,7 +44,7 @@ class ModelPair:
     generator: nn.Module  # (z [N, latent_dim], labels [N] or None) -> samples [N, *data_shape]
     discriminator: nn.Module  # (samples [N, *data_shape], labels [N] or None) -> logits [N]
     latent_dim: int  # size of z
-    loss: dict  # the configuration's objective: {"loss": ..., "penalties": [...], "lazy_interval": k}
+    loss_spec: LossSpec  # the configuration's own loss (objective name, penalties, lazy interval); a dict is converted
     description: str = ""  # one line for `r3bench list`
     # Extra per-sample G regularizer (Config A's path length penalty): (G, z, labels) -> [N],
     # already weighted; applied on every `generator_penalty_interval`-th G step, scaled by it.
@@ -53,6 +54,11 @@ class ModelPair:
     # networks/precision.py): () -> {name: float}, called once per training step after G's step;
     # the trainer averages them per tick into metrics.jsonl like its own statistics.
     step_statistics: Optional[Callable[[int], dict]] = None
+
+    def __post_init__(self):
+        if isinstance(self.loss_spec, dict):
+            self.loss_spec = LossSpec(self.loss_spec["loss"], tuple(self.loss_spec["penalties"]),
+                                      self.loss_spec.get("lazy_interval", 1))
 
 
 class DataSource(Protocol):

@@ -2,7 +2,8 @@
 
 Time is counted in real images shown to D (kimg). Each step is one D step (adversarial loss,
 plus the R1/R2 penalties on every `lazy_interval`-th step weighted by that interval) followed
-by one G step, then the G EMA update. A tick appends one line of averaged statistics to
+by one G step on a second real batch (as the official loop draws one), then the G EMA update;
+the step itself lives in roadmap/step.py, shared with the benchmark. A tick appends one line of averaged statistics to
 metrics.jsonl; checkpoints are written atomically at tick boundaries and hold every random
 state, so a resumed run continues the same trajectory (bitwise on CPU).
 
@@ -12,6 +13,7 @@ averaged over ranks, so N ranks follow the trajectory of one process with the gl
 (up to float reduction order). Only rank 0 writes files.
 """
 import copy
+import errno
 import hashlib
 import json
 import math
@@ -30,67 +32,19 @@ import yaml
 from roadmap import files
 from roadmap.config import RunConfig, to_dict
 from roadmap.errors import ConfigError
-from roadmap.losses import (
-    discriminator_loss,
-    generator_loss,
-    input_gradient,
-    regularization_weight,
-    squared_norm,
-)
+from roadmap.losses import LossSpec
 from roadmap.registry import ModelPair, create_dataset, create_model
 from roadmap.schedules import cosine_ramp, ema_beta
+from roadmap.step import (  # noqa: F401  (re-exported: the step functions are the trainer's)
+    Batch,
+    Optimization,
+    discriminator_step,
+    generator_step,
+    training_iteration,
+)
 
 EVAL_SEED = 123_456_789  # latents for the final evaluation and sample sheet, fixed across runs
-
-
-def _unscaled(loss):
-    return loss
-
-
-def discriminator_step(pair: ModelPair, real, labels, z, objective, penalties, gamma, regularization_weight,
-                       scale=_unscaled) -> dict:
-    """Forward + backward of one D step (no optimizer step); returns float statistics.
-
-    Input gradients on real and fake samples are always measured: they are the penalties'
-    integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
-    """
-    with torch.no_grad():
-        fake = pair.generator(z, labels)
-    real = real.detach().requires_grad_(True)
-    fake = fake.detach().requires_grad_(True)
-    real_logits = pair.discriminator(real, labels)
-    fake_logits = pair.discriminator(fake, labels)
-    adversarial = discriminator_loss(objective, real_logits, fake_logits)
-    total = adversarial.mean()
-    stats = dict(loss_D=adversarial.mean().item(), logits_real=real_logits.mean().item(), logits_fake=fake_logits.mean().item())
-    for name, logits, inputs in (("r1", real_logits, real), ("r2", fake_logits, fake)):
-        penalized = regularization_weight > 0 and name in penalties
-        gradient = input_gradient(logits, inputs, create_graph=penalized)
-        norms = squared_norm(gradient.detach()).sqrt()
-        stats["grad_norm_" + ("real" if name == "r1" else "fake")] = norms.mean().item()
-        if penalized:
-            penalty = squared_norm(gradient)  # = losses.gradient_penalty, reusing this graph
-            total = total + regularization_weight * gamma / 2 * penalty.mean()
-            stats[name] = penalty.mean().item()
-    scale(total).backward()
-    return stats
-
-
-def generator_step(pair: ModelPair, real, labels, z, objective, scale=_unscaled) -> dict:
-    """Forward + backward of one G step (no optimizer step); returns float statistics."""
-    fake = pair.generator(z, labels)
-    fake_logits = pair.discriminator(fake, labels)
-    with torch.no_grad():  # RpGAN pairs each fake with a real logit; no gradient flows into it
-        real_logits = pair.discriminator(real, labels) if objective == "rpgan" else torch.zeros_like(fake_logits)
-    loss = generator_loss(objective, real_logits, fake_logits)
-    scale(loss.mean()).backward()
-    return dict(loss_G=loss.mean().item())
-
-
-def _generator_penalty_step(pair: ModelPair, z, labels, weight: int, scale=_unscaled) -> dict:
-    penalty = pair.generator_penalty(pair.generator, z, labels)
-    scale(weight * penalty.mean()).backward()
-    return dict(generator_penalty=penalty.mean().item())
+DIVERGENCE_KEYS = ("loss_D", "loss_G", "grad_norm_fake", "grad_norm_real")
 
 
 def _world() -> tuple:
@@ -100,31 +54,11 @@ def _world() -> tuple:
     return 0, 1
 
 
-def _average_gradients(module: torch.nn.Module, world_size: int) -> None:
-    """Mean of the gradients over ranks, in one collective.
-
-    By hand rather than DistributedDataParallel: G and D toggle requires_grad every step, D runs
-    twice before one backward, and R1/R2 differentiate through input gradients; DDP's reducer
-    supports none of these cleanly.
-    """
-    if world_size == 1:
-        return
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
 def _combined_by_max(key: str) -> bool:
-    """Statistics named first_* hold the step of a first event (-1 until it happens, then fixed):
-    over a tick and over ranks they combine by max, since an average would invent a step."""
-    return "first_" in key
+    """Statistics named first_* hold the step of a first event (-1 until it happens, then fixed), and
+    *_max ones a peak: over a tick and over ranks they combine by max, since an average would
+    invent a step or flatten the spike that the stability statistics look for."""
+    return "first_" in key or key.endswith("_max")
 
 
 def _average_stats(stats: dict, device, world_size: int) -> dict:
@@ -181,17 +115,20 @@ def _device(config: RunConfig) -> torch.device:
     return torch.device(config.device)
 
 
-def _random_state(data_rng, latent_rng) -> dict:
-    state = dict(torch=torch.get_rng_state(), data=data_rng.get_state(), latent=latent_rng.get_state())
+def _random_state(data_rng, latent_rng, augment_rng) -> dict:
+    state = dict(torch=torch.get_rng_state(), data=data_rng.get_state(), latent=latent_rng.get_state(),
+                 augment=augment_rng.get_state())
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_random_state(state: dict, data_rng, latent_rng) -> None:
+def _set_random_state(state: dict, data_rng, latent_rng, augment_rng) -> None:
     torch.set_rng_state(state["torch"])
     data_rng.set_state(state["data"])
     latent_rng.set_state(state["latent"])
+    if "augment" in state:
+        augment_rng.set_state(state["augment"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -209,6 +146,54 @@ def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL
     return torch.cat(chunks)
 
 
+def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
+    """The 'bgc' augmentation at this step's probability (cosine ramp over the burn-in), or the identity at p = 0."""
+    p = cosine_ramp(config.augment_p, nimg, burn_in_nimg)
+    if p == 0:
+        return (lambda x: x), p
+    from roadmap.augment import augment
+
+    return (lambda x: augment(x, p, generator=rng)), p
+
+
+def _sample_real(data, config: RunConfig, rng, part: slice, device) -> tuple:
+    """(reals, labels) of this rank's slice of a global batch drawn from the data RNG, x-flipped if asked."""
+    real, labels = data.sample(config.batch, rng)
+    real = real[part].to(device, non_blocking=True)
+    labels = labels[part].to(device) if labels is not None else None
+    return real, labels
+
+
+def _log(run_dir: Path, text: str) -> None:
+    """Append to log.txt (a human-readable record; metrics.jsonl is the data)."""
+    with open(run_dir / "log.txt", "a") as stream:
+        stream.write(text if text.endswith("\n") else text + "\n")
+
+
+def _tick_line(run_name: str, row: dict) -> str:
+    score = "".join(f" {key} {row[key]:.4g}" for key in row if key.startswith("score_") and isinstance(row[key], (int, float)))
+    return (f"[{run_name}] tick {row['tick']} kimg {row['kimg']:.1f} loss_D {row['loss_D']:.4f} loss_G {row['loss_G']:.4f} "
+            f"|grad fake| {row['grad_norm_fake']:.3g} sec/tick {row['tick_seconds']:.1f}{score}")
+
+
+def _open_tensorboard(config: RunConfig, run_dir: Path):
+    if config.logger != "tensorboard":
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def _build_data(config: RunConfig, device):
+    options = dict(config.dataset_args)
+    if config.xflip:  # honoured by the data set itself; one that cannot flip is refused before any job starts
+        options["xflip"] = True
+    data = create_dataset(config.dataset, **options)
+    if device.type == "cuda" and callable(getattr(data, "to", None)):
+        data = data.to(device)  # e.g. Stacked MNIST keeps its digits on the GPU and samples there
+    return data
+
+
 def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     """Train one run into `run_dir` (resuming if it holds a checkpoint); returns the summary."""
     # Setup.
@@ -222,106 +207,90 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     writer = rank == 0
     if config.threads:
         torch.set_num_threads(config.threads)
+    if device.type == "cuda":  # the official loop turns TF32 off for accuracy; an option turns it on
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
-    loss = config.resolved_loss(pair.loss)
-    resolved = dict(to_dict(config), **loss)
-    data = create_dataset(config.dataset, **config.dataset_args)
+    loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
+    resolved = dict(to_dict(config), **loss.as_dict())
+    data = _build_data(config, device)
     _check_shapes(pair, data)
     generator, discriminator = pair.generator.to(device), pair.discriminator.to(device)
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
     betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))
     lr0 = cosine_ramp(config.lr, 0, config.burn_in_kimg * 1e3)
-    optimizer_G = torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas)
-    optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas)
     # Dynamic loss scaling for IEEE fp16 (skips steps whose gradients overflow); disabled, both
     # scalers pass losses and optimizer steps through unchanged.
-    scaler_D = torch.amp.GradScaler(device.type, enabled=config.grad_scaler)
-    scaler_G = torch.amp.GradScaler(device.type, enabled=config.grad_scaler)
+    optimization = Optimization(
+        torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
+        torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
     data_rng = torch.Generator().manual_seed(config.seed * 2 + 1)
     latent_rng = torch.Generator().manual_seed(config.seed * 2 + 2)
+    augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0
 
     # Resume.
     checkpoint = files.load_checkpoint(run_dir)
     if checkpoint is not None:
-        generator.load_state_dict(checkpoint["generator"])
-        discriminator.load_state_dict(checkpoint["discriminator"])
-        generator_ema.load_state_dict(checkpoint["generator_ema"])
-        optimizer_G.load_state_dict(checkpoint["optimizer_G"])
-        optimizer_D.load_state_dict(checkpoint["optimizer_D"])
-        if "scaler_D" in checkpoint:
-            scaler_D.load_state_dict(checkpoint["scaler_D"])
-            scaler_G.load_state_dict(checkpoint["scaler_G"])
-        _set_random_state(checkpoint["random_state"], data_rng, latent_rng)
+        _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng)
         nimg, step, tick, wall_before = checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
-        if writer:  # drop tick lines written after the checkpoint: the resumed run writes them again
-            kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row["tick"] <= tick]
+        if writer:  # drop tick lines written after the checkpoint (the resumed run writes them again); keep every other good row
+            kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row.get("tick", math.inf) <= tick]
             files.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
+            _log(run_dir, f"resumed from the checkpoint at kimg {nimg / 1000:g} (tick {tick})")
     elif writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         files.write_text(run_dir / "metrics.jsonl", "")
+        files.write_text(run_dir / "log.txt", f"# {run_dir.name}: resolved settings\n" + yaml.safe_dump(resolved, sort_keys=False))
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    board = _open_tensorboard(config, run_dir) if writer else None
 
     def save():
         files.save_checkpoint(run_dir, dict(
             generator=generator.state_dict(), discriminator=discriminator.state_dict(),
-            generator_ema=generator_ema.state_dict(), optimizer_G=optimizer_G.state_dict(),
-            optimizer_D=optimizer_D.state_dict(), scaler_D=scaler_D.state_dict(), scaler_G=scaler_G.state_dict(),
-            random_state=_random_state(data_rng, latent_rng),
-            nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time,
-            config=resolved,
+            generator_ema=generator_ema.state_dict(), optimizer_G=optimization.optimizer_G.state_dict(),
+            optimizer_D=optimization.optimizer_D.state_dict(), scaler_D=optimization.scaler_D.state_dict(),
+            scaler_G=optimization.scaler_G.state_dict(), random_state=_random_state(data_rng, latent_rng, augment_rng),
+            nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time, config=resolved,
         ))
+
+    def sample(n):
+        return generate(generator_ema, pair.latent_dim, data.num_classes, n, device)
 
     # Main loop.
     duration_nimg = int(config.duration_kimg * 1000)
     tick_nimg = config.tick_kimg * 1000
     burn_in_nimg = config.burn_in_kimg * 1000
     status, reason, diverged_kimg = "completed", None, None
-    sums, tick_start = defaultdict(float), time.time()
-    counts = defaultdict(int)
+    sums, counts, tick_start = {}, defaultdict(int), time.time()
     bar = _progress_bar(progress and writer, config, nimg)
+    check_every_step = device.type == "cpu"  # reading a CPU tensor is free; on a GPU, divergence is read once per tick
     while nimg < duration_nimg:
         # Schedules.
         lr = cosine_ramp(config.lr, nimg, burn_in_nimg)
         gamma = cosine_ramp(config.gamma, nimg, burn_in_nimg)
         beta2 = cosine_ramp(config.beta2, nimg, burn_in_nimg)
         beta_ema = ema_beta(config.batch, cosine_ramp(config.ema_half_life_kimg, nimg, burn_in_nimg) * 1000)
-        for optimizer in (optimizer_G, optimizer_D):
+        augment, augment_p = _augmenter(config, nimg, burn_in_nimg, augment_rng)
+        for optimizer in (optimization.optimizer_G, optimization.optimizer_D):
             for group in optimizer.param_groups:
                 group["lr"], group["betas"] = lr, (0.0, beta2)
 
-        # D step (every rank draws the global batch, then keeps its own slice).
-        real, labels = data.sample(config.batch, data_rng)
-        real = real[part].to(device)
-        labels = labels[part].to(device) if labels is not None else None
-        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
-        generator.requires_grad_(False)
-        discriminator.requires_grad_(True)
-        optimizer_D.zero_grad(set_to_none=True)
-        weight = regularization_weight(step, loss["lazy_interval"])
-        stats = discriminator_step(pair, real, labels, z, loss["loss"], loss["penalties"], gamma, weight, scaler_D.scale)
-        _average_gradients(discriminator, world_size)
-        scaler_D.step(optimizer_D)  # a plain optimizer step unless grad_scaler is on
-        scaler_D.update()
+        # Data: every rank draws the global batches, then keeps its own slice; the G step gets a
+        # second real batch, as in the official loop.
+        real_D, labels_D = _sample_real(data, config, data_rng, part, device)
+        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
+        real_G, labels_G = _sample_real(data, config, data_rng, part, device)
+        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
 
-        # G step.
-        z = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
-        generator.requires_grad_(True)
-        discriminator.requires_grad_(False)
-        optimizer_G.zero_grad(set_to_none=True)
-        stats.update(generator_step(pair, real, labels, z, loss["loss"], scaler_G.scale))
-        if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
-            stats.update(_generator_penalty_step(pair, z, labels, pair.generator_penalty_interval, scaler_G.scale))
-        _average_gradients(generator, world_size)
-        scaler_G.step(optimizer_G)
-        scaler_G.update()
+        # D and G steps.
+        stats = training_iteration(pair, optimization, loss, step, gamma, Batch(real_D, labels_D, z_D),
+                                   Batch(real_G, labels_G, z_G), augment, world_size)
         if config.grad_scaler:
-            stats.update(loss_scale_D=scaler_D.get_scale(), loss_scale_G=scaler_G.get_scale())
+            stats.update(loss_scale_D=optimization.scaler_D.get_scale(), loss_scale_G=optimization.scaler_G.get_scale())
         if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
             stats.update(pair.step_statistics(step))
-        stats = _average_stats(stats, device, world_size)
 
         # EMA.
         with torch.no_grad():
@@ -331,38 +300,49 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
                 b_ema.copy_(b)
         nimg += config.batch
         step += 1
-        for key, value in dict(stats, lr=lr, gamma=gamma, beta2=beta2, ema_beta=beta_ema).items():
-            if _combined_by_max(key):
-                sums[key], counts[key] = (max(sums[key], value) if counts[key] else value), 1
-            else:
-                sums[key] += value
-                counts[key] += 1
+        _accumulate(sums, counts, dict(stats, grad_norm_fake_mean_max=stats["grad_norm_fake"], lr=lr, gamma=gamma, beta2=beta2, ema_beta=beta_ema, augment_p=augment_p))
         if bar is not None:
             bar.update(config.batch / 1000)
+        tick_due = nimg >= (tick + 1) * tick_nimg or nimg >= duration_nimg
 
-        # Divergence.
-        finite = all(math.isfinite(stats[key]) for key in ("loss_D", "loss_G", "grad_norm_fake", "grad_norm_real"))
-        if not finite or stats["grad_norm_fake"] > config.divergence_grad_norm:
-            status, diverged_kimg = "diverged", nimg / 1000
-            reason = ("non-finite loss or gradient" if not finite else
-                      f"mean ||grad_x D|| on fakes {stats['grad_norm_fake']:.3g} > {config.divergence_grad_norm:g}")
+        # Divergence (a step's own statistics on CPU; the tick's on GPU, read once).
+        if check_every_step or tick_due:
+            probe = _average_stats(_as_floats({k: stats[k] for k in DIVERGENCE_KEYS} if check_every_step else
+                                              {k: sums[k] / counts[k] for k in DIVERGENCE_KEYS} | {"grad_norm_fake": sums["grad_norm_fake_mean_max"]}),
+                                   device, world_size)
+            finite = all(math.isfinite(probe[key]) for key in DIVERGENCE_KEYS)
+            if not finite or probe["grad_norm_fake"] > config.divergence_grad_norm:
+                status, diverged_kimg = "diverged", nimg / 1000
+                reason = ("non-finite loss or gradient" if not finite else
+                          f"mean ||grad_x D|| on fakes {probe['grad_norm_fake']:.3g} > {config.divergence_grad_norm:g}")
 
         # Tick.
-        if nimg >= (tick + 1) * tick_nimg or nimg >= duration_nimg or status == "diverged":
+        if tick_due or status == "diverged":
             tick += 1
             now = time.time()
             row = dict(tick=tick, kimg=nimg / 1000, seconds=round(wall_before + now - start_time, 3),
                        tick_seconds=round(now - tick_start, 3), r1=None, r2=None)
-            row.update({key: sums[key] / counts[key] for key in sums})
+            row.update(_average_stats(_as_floats({key: sums[key] / counts[key] if not _combined_by_max(key) else sums[key]
+                                                  for key in sums}), device, world_size))
+            if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
+                kwargs = {} if config.score_samples is None else dict(n=config.score_samples)
+                row.update({f"score_{key}": value for key, value in data.evaluate(sample, **kwargs).items()
+                            if isinstance(value, (int, float)) and not isinstance(value, bool)})
             if writer:
-                with open(run_dir / "metrics.jsonl", "a") as stream:
-                    stream.write(json.dumps(row) + "\n")
-            sums, counts, tick_start = defaultdict(float), defaultdict(int), now
+                files.append_line(run_dir / "metrics.jsonl", json.dumps(row))  # one write per tick
+                _log(run_dir, _tick_line(run_dir.name, row))
+                if board is not None:
+                    for key, value in row.items():
+                        if isinstance(value, (int, float)) and key not in ("tick", "kimg"):
+                            board.add_scalar(key, value, global_step=nimg)
+                    board.flush()
+            sums, counts, tick_start = {}, defaultdict(int), now
             if bar is None and progress and writer:
-                print(f"[{run_dir.name}] kimg {row['kimg']:.1f} loss_D {row['loss_D']:.4f} loss_G {row['loss_G']:.4f}", flush=True)
+                print(_tick_line(run_dir.name, row), flush=True)
             if status == "diverged":
                 break
             if writer and (tick % config.checkpoint_ticks == 0 or nimg >= duration_nimg):
+                files.fsync(run_dir / "metrics.jsonl")  # the ticks a checkpoint covers are on disk before it
                 save()
     if bar is not None:
         bar.close()
@@ -371,20 +351,71 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     metrics = {}
     if status == "completed" and writer:
         generator_ema.eval()
-        sample = lambda n: generate(generator_ema, pair.latent_dim, data.num_classes, n, device)  # noqa: E731
         kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
         metrics = data.evaluate(sample, **kwargs)
         (run_dir / "samples").mkdir(exist_ok=True)
         data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
-    summary = dict(
-        status=status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
-        wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
-        git_commit=_git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
-        run=run_dir.name, torch=torch.__version__,
-    )
+    summary = _summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
+                       wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
+                       stability=_stability(run_dir) if writer else {})
     if writer:
         files.write_json(run_dir / "summary.json", summary)
+        _log(run_dir, f"finished: {status}" + (f" ({reason})" if reason else "") + f" at kimg {nimg / 1000:g}; metrics {json.dumps(metrics)}")
+        if board is not None:
+            board.close()
     return summary
+
+
+def _accumulate(sums: dict, counts: dict, stats: dict) -> None:
+    """Add one step's statistics (tensors stay on their device) to the tick's sums, or maxima."""
+    for key, value in stats.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float()
+        if _combined_by_max(key):
+            sums[key] = (torch.maximum(torch.as_tensor(sums[key]), torch.as_tensor(value)) if isinstance(value, torch.Tensor)
+                         else max(sums[key], value)) if counts[key] else value
+            counts[key] = 1
+        else:
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] += 1
+
+
+def _as_floats(stats: dict) -> dict:
+    """Statistic tensors -> Python floats, with one host synchronization for all of them."""
+    keys = [key for key, value in stats.items() if isinstance(value, torch.Tensor)]
+    floats = dict(stats)
+    if keys:
+        values = torch.stack([stats[key].reshape(()).float() for key in keys]).cpu().tolist()
+        floats.update(zip(keys, values))
+    return {key: float(value) for key, value in floats.items()}
+
+
+def _stability(run_dir: Path) -> dict:
+    """Per-run stability statistics from the tick rows (roadmap/stability.py), {} where unavailable."""
+    try:
+        from roadmap.stability import run_stability
+    except ImportError:
+        return {}
+    return run_stability(files.read_jsonl(run_dir / "metrics.jsonl"))
+
+
+def _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng) -> None:
+    generator.load_state_dict(checkpoint["generator"])
+    discriminator.load_state_dict(checkpoint["discriminator"])
+    generator_ema.load_state_dict(checkpoint["generator_ema"])
+    optimization.optimizer_G.load_state_dict(checkpoint["optimizer_G"])
+    optimization.optimizer_D.load_state_dict(checkpoint["optimizer_D"])
+    if "scaler_D" in checkpoint:
+        optimization.scaler_D.load_state_dict(checkpoint["scaler_D"])
+        optimization.scaler_G.load_state_dict(checkpoint["scaler_G"])
+    _set_random_state(checkpoint["random_state"], data_rng, latent_rng, augment_rng)
+
+
+def _summary(config: RunConfig, run_dir: Path, status: str, **fields) -> dict:
+    """summary.json of a run: its verdict and provenance (one builder for finished and failed runs)."""
+    return dict(dict(reason=None, kimg=None, diverged_kimg=None, metrics={}, wall_seconds=None, device=str(config.device)),
+                status=status, git_commit=_git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
+                run=run_dir.name, torch=torch.__version__, feeds=config.feeds, **fields)
 
 
 def _device_name(device: torch.device) -> str:
@@ -403,16 +434,27 @@ def _progress_bar(progress: bool, config: RunConfig, nimg: int):
                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} kimg [{elapsed}<{remaining}]")
 
 
+def failure_reason(error: BaseException) -> str:
+    """A readable reason for a failed run: a full disk says so instead of a serializer's internal message."""
+    text = f"{type(error).__name__}: {error}"
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text or "inline_container" in text:
+        return f"no space left on device ({text.splitlines()[0][:200]})"
+    if isinstance(error, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory ({text.splitlines()[0][:200]})"
+    return text
+
+
 def run(config: RunConfig, run_dir, progress: bool = False) -> dict:
     """Train one run; an exception becomes a `failed` summary (the sweep goes on) instead of a crash."""
     run_dir = Path(run_dir)
     try:
         return train(config, run_dir, progress=progress)
     except Exception as error:  # a failed run is a result, recorded with its reason
-        summary = dict(status="failed", reason=f"{type(error).__name__}: {error}", kimg=None, diverged_kimg=None,
-                       metrics={}, wall_seconds=None, device=str(config.device), git_commit=_git_commit(),
-                       config_hash=config_hash(config), experiment=run_dir.parent.name, run=run_dir.name,
-                       torch=torch.__version__, traceback=traceback.format_exc())
-        run_dir.mkdir(parents=True, exist_ok=True)
-        files.write_json(run_dir / "summary.json", summary)
+        summary = _summary(config, run_dir, "failed", reason=failure_reason(error), traceback=traceback.format_exc())
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            files.write_json(run_dir / "summary.json", summary)
+            _log(run_dir, f"failed: {summary['reason']}")
+        except OSError:  # e.g. the disk is still full: the summary goes to the caller, which records what it can
+            pass
         return summary

@@ -347,7 +347,7 @@ def _check_models_and_data(specs) -> None:
         model_key = (spec.config.model, repr(sorted(spec.config.model_args.items())))
         if model_key not in built:
             try:
-                built[model_key] = build_on_meta(spec.config.model, spec.config.model_args).loss
+                built[model_key] = build_on_meta(spec.config.model, spec.config.model_args).loss_spec
             except ConfigError as error:
                 raise ConfigError(f"{spec.experiment}: {error}") from None
         if None in (spec.config.loss, spec.config.penalties, spec.config.lazy_interval):

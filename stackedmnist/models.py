@@ -120,7 +120,7 @@ def _small_resnet(latent_dim: int, width: int, blocks: int, resolution: int, los
         generator=SmallResNetGenerator(latent_dim, width, blocks, resolution),
         discriminator=SmallResNetDiscriminator(width, blocks, resolution),
         latent_dim=latent_dim,
-        loss=loss,
+        loss_spec=loss,
         description=f"Table 1 small ResNet G/D, no normalization ({resolution}px, width {width}, {blocks} block(s)/stage)",
     )
 

@@ -4,17 +4,17 @@ p_D = delta(0), G = delta(theta), D(x) = psi * x. The gradient vector field v(th
 (-dL_G/dtheta, -dL_D/dpsi) is built by autograd through roadmap.losses (not a formula), and its
 Jacobian at the equilibrium (0, 0) is differentiated numerically by autograd as well. The closed
 form beside it: each zero-centred penalty adds gamma/2 psi^2 to L_D, so with c = gamma * (number
-of penalties) the eigenvalues are -c/2 +- sqrt(c^2/4 - f'(0)^2), f'(0) = 1/2.
+of penalties) the eigenvalues are -c/2 +- sqrt(c^2/4 - f'(0)^2), with each registered objective's
+f'(0) (1/2 for f(t) = -softplus(-t)). Every objective in the loss registry is analysed.
 """
 import cmath
 
 import numpy as np
 import torch
 
-from roadmap.losses import OBJECTIVES, discriminator_loss, generator_loss, gradient_penalty
+from roadmap.losses import discriminator_loss, generator_loss, get_objective, gradient_penalty, list_objectives
 
 PENALTY_SETS = {"none": (), "r1": ("r1",), "r2": ("r2",), "r1+r2": ("r1", "r2")}
-F_PRIME_AT_ZERO = 0.5  # f(t) = -softplus(-t): f'(t) = sigmoid(-t)
 
 
 def vector_field(objective: str, penalties, gamma: float, theta: torch.Tensor, psi: torch.Tensor):
@@ -47,10 +47,10 @@ def jacobian_at_equilibrium(objective: str, penalties, gamma: float) -> np.ndarr
     return np.array(rows)
 
 
-def closed_form_eigenvalues(gamma: float, num_penalties: int) -> list:
+def closed_form_eigenvalues(gamma: float, num_penalties: int, f_prime_at_zero: float = 0.5) -> list:
     """-c/2 +- sqrt(c^2/4 - f'(0)^2) with c = gamma * num_penalties, as [[re, im], ...] sorted."""
     c = gamma * num_penalties
-    root = cmath.sqrt(c * c / 4 - F_PRIME_AT_ZERO**2)
+    root = cmath.sqrt(c * c / 4 - f_prime_at_zero**2)
     return _sorted_pairs([-c / 2 + root, -c / 2 - root])
 
 
@@ -61,12 +61,12 @@ def _sorted_pairs(values) -> list:
 def analyse(gamma: float) -> dict:
     """Measured and closed-form eigenvalues for every loss x penalty set: the `r3bench dirac` JSON."""
     results = []
-    for objective in OBJECTIVES:
+    for objective in list_objectives():
         for penalty_name, penalties in PENALTY_SETS.items():
             eigenvalues = np.linalg.eigvals(jacobian_at_equilibrium(objective, penalties, gamma))
             results.append(dict(
                 loss=objective, penalty=penalty_name, eigenvalues=_sorted_pairs(eigenvalues),
-                closed_form=closed_form_eigenvalues(gamma, len(penalties)),
+                closed_form=closed_form_eigenvalues(gamma, len(penalties), get_objective(objective).f_prime_at_zero),
             ))
     return dict(gamma=gamma, results=results)
 

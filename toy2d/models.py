@@ -53,7 +53,7 @@ def _toy_mlp(latent_dim: int, hidden: int, depth: int, data_dim: int, loss: dict
         generator=ToyGenerator(latent_dim, hidden, depth, data_dim, activation),
         discriminator=ToyDiscriminator(hidden, depth, data_dim, activation),
         latent_dim=latent_dim,
-        loss=loss,
+        loss_spec=loss,
         description=f"MLP G/D for 2-D toys ({depth} x {hidden}, {'leaky ReLU' if activation == 'lrelu' else activation}, no normalization)",
     )
 

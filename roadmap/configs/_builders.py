@@ -101,7 +101,7 @@ def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8,
     penalty = None
     if path_length_weight > 0:
         penalty = lambda G, z, labels: path_length_penalty(G, z, labels, weight=path_length_weight)  # noqa: E731
-    return ModelPair(generator, discriminator, z_dim, loss=dict(loss or dict(GAN_R1, lazy_interval=16)),
+    return ModelPair(generator, discriminator, z_dim, loss_spec=dict(loss or dict(GAN_R1, lazy_interval=16)),
                      description=description, generator_penalty=penalty, generator_penalty_interval=path_length_interval)
 
 
@@ -119,7 +119,7 @@ def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=No
     generator = StrippedGenerator(channels, latent_dim, num_classes, stages, dtype)
     discriminator = ResidualDiscriminator(channels, equalized=False, mbstd_group=0, num_classes=num_classes,
                                           low_precision_stages=stages, dtype=dtype)
-    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or GAN_R1), description=description)
+    return ModelPair(generator, discriminator, latent_dim, loss_spec=dict(loss or GAN_R1), description=description)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,5 +177,5 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
     generator = ResNetGenerator(latent_dim, stems, hiddens, groups, blocks, num_classes, output_skips,
                                 low_precision_stages, dtype, **ablation)
     discriminator = ResNetDiscriminator(stems, hiddens, groups, blocks, num_classes, low_precision_stages, dtype, **ablation)
-    return ModelPair(generator, discriminator, latent_dim, loss=dict(loss or RPGAN_R1_R2), description=description,
+    return ModelPair(generator, discriminator, latent_dim, loss_spec=dict(loss or RPGAN_R1_R2), description=description,
                      step_statistics=None if monitor is None else monitor.step_statistics)

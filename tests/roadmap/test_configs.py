@@ -92,7 +92,7 @@ def test_forward_backward_every_row_and_preset(row, preset):
 
 
 def test_losses_per_row():
-    losses = {row: create_model(row, preset="stackedmnist", width=0.0625).loss for row in ROWS}
+    losses = {row: create_model(row, preset="stackedmnist", width=0.0625).loss_spec.as_dict() for row in ROWS}
     assert losses["A"] == dict(loss="gan", penalties=["r1"], lazy_interval=16)
     assert losses["B"] == dict(loss="gan", penalties=["r1"], lazy_interval=1)
     assert losses["C1"] == dict(loss="rpgan", penalties=["r1"], lazy_interval=1)

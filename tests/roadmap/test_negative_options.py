@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from roadmap import trainer
+from roadmap import step as step_module
 from roadmap.config import resolve
 from roadmap.errors import ConfigError
 from roadmap.networks.layers import GroupNorm, smu
@@ -28,7 +29,7 @@ def test_loop_passes_weight_k_on_exactly_every_kth_step(tmp_path, monkeypatch):
         weights.append(regularization_weight)
         return step(pair, real, labels, z, objective, penalties, gamma, regularization_weight, *scale)
 
-    monkeypatch.setattr(trainer, "discriminator_step", spy)
+    monkeypatch.setattr(step_module, "discriminator_step", spy)
     config = resolve(dict(model="toy_mlp", model_args=dict(hidden=8, depth=1, latent_dim=2), dataset="ring8", batch=8,
                           duration_kimg=0.136, tick_kimg=0.136, lazy_interval=8, loss="rpgan", penalties=["r1", "r2"]))
     trainer.train(config, tmp_path)

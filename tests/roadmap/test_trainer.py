@@ -6,7 +6,9 @@ import torch
 import yaml
 from torch import nn
 
+from roadmap.losses import LossSpec
 from roadmap import files, trainer
+from roadmap import step as step_module
 from roadmap.config import resolve
 from roadmap.registry import ModelPair
 
@@ -41,7 +43,7 @@ def test_penalty_gradient_is_k_gamma_w(penalties, copies):
     real, z = torch.randn(6, 2), torch.randn(6, 2)
     gradients = []
     for weight in (0, k):
-        pair = ModelPair(Shift(), Linear(), 2, {})
+        pair = ModelPair(Shift(), Linear(), 2, LossSpec("rpgan"))
         trainer.discriminator_step(pair, real, None, z, "rpgan", penalties, gamma, weight)
         gradients.append(pair.discriminator.weight.grad.clone())
     w = torch.tensor([0.5, -2.0])
@@ -114,7 +116,7 @@ def test_non_finite_loss_ends_as_diverged(tmp_path, monkeypatch):
         stats = real_step(*args)
         return dict(stats, loss_D=float("nan"))
 
-    monkeypatch.setattr(trainer, "discriminator_step", nan_step)
+    monkeypatch.setattr(step_module, "discriminator_step", nan_step)
     summary = trainer.train(resolve(TINY), tmp_path)
     assert summary["status"] == "diverged" and summary["reason"] == "non-finite loss or gradient"
 

@@ -1,6 +1,7 @@
 """Experiment files -> run specs, and the one-line errors for bad input (nothing written to results/)."""
 import pytest
 
+from roadmap.losses import list_objectives
 from runners.cli import main
 from runners.experiment import expand, load_experiment, parse_overrides, run_name
 
@@ -197,7 +198,7 @@ def test_run_specs_carry_the_configurations_own_loss_as_the_trainer_writes_it(tm
     (spec,) = expand(load_experiment("table3"), tmp_path, overrides={"seeds": [0]})
     assert (spec.config.loss, spec.config.penalties, spec.config.lazy_interval) == ("rpgan", ["r1", "r2"], 1)
     pair = create_model(spec.config.model, **spec.config.model_args)
-    written = dict(dataclasses.asdict(spec.config), **spec.config.resolved_loss(pair.loss))  # roadmap/trainer.py config.yaml
+    written = dict(dataclasses.asdict(spec.config), **spec.config.resolved_loss(pair.loss_spec))  # roadmap/trainer.py config.yaml
     assert dataclasses.asdict(spec.config) == written
     a = expand(load_experiment(write(tmp_path, "base: {model: A, model_args: {preset: stackedmnist, width: 0.03}}\n")), tmp_path)
     assert (a[0].config.loss, a[0].config.penalties, a[0].config.lazy_interval) == ("gan", ["r1"], 16)
@@ -326,5 +327,5 @@ def test_every_registered_configuration_builds_on_meta_with_its_defaults(model):
     from runners.experiment import build_on_meta
 
     pair = build_on_meta(model, {})
-    assert set(pair.loss) == {"loss", "penalties", "lazy_interval"} and pair.loss["loss"] in ("gan", "rpgan")
+    assert pair.loss_spec.loss in list_objectives() and set(pair.loss_spec.penalties) <= {"r1", "r2"}
     assert all(p.is_meta for p in pair.generator.parameters())

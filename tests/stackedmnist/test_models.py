@@ -19,7 +19,7 @@ def test_cpu_size_parameter_counts_match_the_layer_list():
     # D: 1x1 from RGB, 3 blocks, Linear(512 -> 32), Linear(32 -> 1).
     assert _count(pair.discriminator) == (3 * 32 + 32) + 3 * block + (512 * 32 + 32) + (32 + 1)
     assert pair.latent_dim == 64
-    assert pair.loss == dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)
+    assert pair.loss_spec.as_dict() == dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)
 
 
 def test_shapes_and_fixup_start():

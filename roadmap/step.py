@@ -1,0 +1,148 @@
+"""One training iteration (D step with R1/R2, then G step), shared by the trainer and the benchmark (paper Sections 2-3).
+
+`training_iteration` is the only place where a D or G update is computed: roadmap/trainer.py
+calls it once per step and roadmap/bench.py times it. Statistics come back as 0-d tensors on
+the training device (no host synchronization inside the step); the trainer reads them once per
+tick, or per step on the CPU where reading is free.
+
+Augmentation (StyleGAN2-ADA 'bgc', roadmap/augment.py) is applied to everything D sees, real
+and fake, in both steps, while R1/R2 are taken with respect to the images before augmentation
+(the gradient flows back through the augmentation), as in the official R3GAN code.
+"""
+import dataclasses
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+
+from roadmap.losses import LossSpec, get_objective, input_gradient, regularization_weight, squared_norm
+from roadmap.registry import ModelPair
+
+
+def _identity(x):
+    return x
+
+
+@dataclasses.dataclass
+class Batch:
+    """What one step consumes: real samples [N, ...], labels [N] or None, latents [N, latent_dim]."""
+
+    real: torch.Tensor
+    labels: Optional[torch.Tensor]
+    z: torch.Tensor
+
+
+@dataclasses.dataclass
+class Optimization:
+    """G's and D's optimizers and loss scalers (GradScaler, a pass-through unless IEEE fp16 loss scaling is on)."""
+
+    optimizer_G: torch.optim.Optimizer
+    optimizer_D: torch.optim.Optimizer
+    scaler_G: torch.amp.GradScaler
+    scaler_D: torch.amp.GradScaler
+
+
+def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalties, gamma, regularization_weight,
+                       scale=_identity, augment=_identity) -> dict:
+    """Forward + backward of one D step (no optimizer step); returns 0-d statistic tensors.
+
+    Input gradients on real and fake samples are always measured: they are the penalties'
+    integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
+    """
+    with torch.no_grad():
+        fake = pair.generator(z, labels)
+    real = real.detach().requires_grad_(True)
+    fake = fake.detach().requires_grad_(True)
+    real_logits = pair.discriminator(augment(real), labels)
+    fake_logits = pair.discriminator(augment(fake), labels)
+    adversarial = get_objective(objective).discriminator(real_logits, fake_logits)
+    total = adversarial.mean()
+    stats = dict(loss_D=adversarial.detach().mean(), logits_real=real_logits.detach().mean(),
+                 logits_fake=fake_logits.detach().mean())
+    for name, logits, inputs in (("r1", real_logits, real), ("r2", fake_logits, fake)):
+        penalized = regularization_weight > 0 and name in penalties
+        gradient = input_gradient(logits, inputs, create_graph=penalized)
+        norms = squared_norm(gradient.detach()).sqrt()
+        side = "real" if name == "r1" else "fake"
+        stats["grad_norm_" + side] = norms.mean()
+        stats["grad_norm_" + side + "_max"] = norms.max()  # the per-tick peak (stability statistics)
+        if penalized:
+            penalty = squared_norm(gradient)  # = losses.gradient_penalty, reusing this graph
+            total = total + regularization_weight * gamma / 2 * penalty.mean()
+            stats[name] = penalty.detach().mean()
+    stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
+    scale(total).backward()
+    return stats
+
+
+def generator_step(pair: ModelPair, real, labels, z, objective: str, scale=_identity, augment=_identity) -> dict:
+    """Forward + backward of one G step (no optimizer step); returns 0-d statistic tensors."""
+    spec = get_objective(objective)
+    fake = pair.generator(z, labels)
+    fake_logits = pair.discriminator(augment(fake), labels)
+    with torch.no_grad():  # a relativistic G pairs each fake with a real logit; no gradient flows into it
+        real_logits = pair.discriminator(augment(real), labels) if spec.generator_needs_real else torch.zeros_like(fake_logits)
+    loss = spec.generator(real_logits, fake_logits)
+    scale(loss.mean()).backward()
+    loss = loss.detach().mean()
+    return dict(loss_G=loss, loss_G_max=loss)
+
+
+def generator_penalty_step(pair: ModelPair, z, labels, weight: int, scale=_identity) -> dict:
+    """Config A's path length penalty, weighted by its interval (lazy, like StyleGAN2)."""
+    penalty = pair.generator_penalty(pair.generator, z, labels)
+    scale(weight * penalty.mean()).backward()
+    return dict(generator_penalty=penalty.detach().mean())
+
+
+def average_gradients(module: torch.nn.Module, world_size: int) -> None:
+    """Mean of the gradients over ranks, in one collective.
+
+    By hand rather than DistributedDataParallel: G and D toggle requires_grad every step, D runs
+    twice before one backward, and R1/R2 differentiate through input gradients; DDP's reducer
+    supports none of these cleanly.
+    """
+    if world_size == 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def training_iteration(pair: ModelPair, optimization: Optimization, loss: LossSpec, step: int, gamma: float,
+                       batch_D: Batch, batch_G: Batch, augment: Callable = _identity, world_size: int = 1) -> dict:
+    """One D update then one G update (step `step`, 0-based, sets the lazy schedules); returns 0-d tensors.
+
+    Learning rates and betas are set by the caller. The G step reads its own real batch
+    (the official loop draws a second one for it).
+    """
+    # D step.
+    pair.generator.requires_grad_(False)
+    pair.discriminator.requires_grad_(True)
+    optimization.optimizer_D.zero_grad(set_to_none=True)
+    weight = regularization_weight(step, loss.lazy_interval)
+    stats = discriminator_step(pair, batch_D.real, batch_D.labels, batch_D.z, loss.loss, loss.penalties, gamma, weight,
+                               optimization.scaler_D.scale, augment)
+    average_gradients(pair.discriminator, world_size)
+    optimization.scaler_D.step(optimization.optimizer_D)  # a plain optimizer step unless grad_scaler is on
+    optimization.scaler_D.update()
+
+    # G step.
+    pair.generator.requires_grad_(True)
+    pair.discriminator.requires_grad_(False)
+    optimization.optimizer_G.zero_grad(set_to_none=True)
+    stats.update(generator_step(pair, batch_G.real, batch_G.labels, batch_G.z, loss.loss, optimization.scaler_G.scale, augment))
+    if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
+        stats.update(generator_penalty_step(pair, batch_G.z, batch_G.labels, pair.generator_penalty_interval,
+                                            optimization.scaler_G.scale))
+    average_gradients(pair.generator, world_size)
+    optimization.scaler_G.step(optimization.optimizer_G)
+    optimization.scaler_G.update()
+    return stats
