@@ -12,8 +12,8 @@ Nothing else about the architecture depends on `width`.
 Options of the modern ResNet (D1..E) for the Appendix E negative results and CPU-sized runs; each
 default reproduces the paper's network exactly (same modules, same parameter counts):
 - `activation` (lrelu | gelu | silu | smu) and `normalization` (none | group): see networks/resnet.py;
-- `resolution`: None = the preset's; a smaller power of two keeps the preset's lowest-resolution
-  stages (e.g. 16 px on the stackedmnist preset: its 16, 8 and 4 px stages);
+- `resolution` (every row, A..E): None = the preset's; a smaller power of two keeps the preset's
+  lowest-resolution stages (e.g. 16 px on the stackedmnist preset: its 16, 8 and 4 px stages);
 - `low_precision_stages`: None = the preset's count, capped so that the 4x4 stage stays fp32
   (as in every preset at its own resolution);
 - `precision_events`: count overflow/NaN events per step (networks/precision.py); None = on
@@ -82,18 +82,18 @@ def path_length_penalty(generator, z, labels, weight: float = 2.0, decay: float 
 
 
 A_OPTIONS = ("z_dim", "w_dim", "mapping_layers", "mbstd_group", "mixing_probability", "conditional", "loss",
-             "path_length_weight", "path_length_interval", "description")
+             "path_length_weight", "path_length_interval", "description", "resolution")
 
 
 def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8, mbstd_group=8, mixing_probability=0.9,
-               conditional=None, loss=None, path_length_weight=2.0, path_length_interval=4, description="") -> ModelPair:
+               conditional=None, loss=None, path_length_weight=2.0, path_length_interval=4, description="",
+               resolution=None) -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     for field, value, minimum in (("z_dim", z_dim, 1), ("w_dim", w_dim, 1), ("mapping_layers", mapping_layers, 1),
                                   ("mbstd_group", mbstd_group, 0), ("path_length_interval", path_length_interval, 1)):
         _positive_int(field, value) if minimum else check_int(field, value, 0)
-    channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
+    channels, stages = _stylegan2_stages(row, width, resolution)
     w_dim = scale_channels(w_dim, width)
-    stages = row["low_precision_stages"]
     generator = StyleGAN2Generator(channels, z_dim, w_dim, mapping_layers, num_classes, mixing_probability, stages, dtype)
     generator.register_buffer("path_length_mean", torch.zeros([]))
     discriminator = ResidualDiscriminator(channels, equalized=True, mbstd_group=mbstd_group, num_classes=num_classes,
@@ -108,14 +108,21 @@ def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8,
 # ----------------------------------------------------------------------------------------------
 # Configs B, C1, C: stripped StyleGAN2.
 
-B_OPTIONS = ("latent_dim", "conditional", "loss", "description")
+B_OPTIONS = ("latent_dim", "conditional", "loss", "description", "resolution")
 
 
-def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=None, description="") -> ModelPair:
+def _stylegan2_stages(row: dict, width: float, resolution) -> tuple:
+    """(channels per kept stage, low-precision stage count) of A..C; `resolution` as for the ResNet rows."""
+    if resolution is None:
+        return [scale_channels(c, width) for c in row["stylegan2_channels"]], row["low_precision_stages"]
+    kept = row["stylegan2_channels"][_stage_slice(row, resolution)]
+    return [scale_channels(c, width) for c in kept], min(row["low_precision_stages"], len(kept) - 1)
+
+
+def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=None, description="", resolution=None) -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     _positive_int("latent_dim", latent_dim)
-    channels = [scale_channels(c, width) for c in row["stylegan2_channels"]]
-    stages = row["low_precision_stages"]
+    channels, stages = _stylegan2_stages(row, width, resolution)
     generator = StrippedGenerator(channels, latent_dim, num_classes, stages, dtype)
     discriminator = ResidualDiscriminator(channels, equalized=False, mbstd_group=0, num_classes=num_classes,
                                           low_precision_stages=stages, dtype=dtype)
