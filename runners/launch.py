@@ -198,13 +198,13 @@ def _claim(run_lock, config_values: dict, run_dir):
         record = lock.holder(run_dir) or dict(pid="?", host="?")
         return dict(status="skipped", reason=f"{name}: skipped, {lock.describe(record)}", run=name)
     state = run_state(run_dir)[0]
-    if state in DONE_STATES:  # finished before a requeue, or by another process meanwhile
-        run_lock.release()
-        return files.read_json(Path(run_dir) / "summary.json")
     difference = settings_difference(config_values, run_dir)
     if difference:  # checked again here: the folder may have changed since the parent looked
         run_lock.release()
         return dict(status="skipped", reason=refusal(name, state, difference), run=name)
+    if state in DONE_STATES:  # finished before a requeue, or by another process meanwhile
+        run_lock.release()
+        return files.read_json(Path(run_dir) / "summary.json")
     return None
 
 
