@@ -23,6 +23,9 @@ UNREADABLE_SUFFIX = ".unreadable"
 class WriteError(OSError):
     """A run-folder write failed; the message is one readable line (e.g. no space left on device)."""
 
+    def __str__(self) -> str:  # without OSError's "[Errno 28]" prefix: this line lands in summary.json's reason
+        return self.strerror
+
 
 def make_dirs(path) -> Path:
     """mkdir -p with 0755 on every folder this call creates (mkdir's mode is masked by the umask)."""

@@ -79,6 +79,7 @@ def test_full_disk_is_one_readable_line(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(files.WriteError, match="no space left on device"):
+    with pytest.raises(files.WriteError) as caught:
         files.write_json(tmp_path / "summary.json", dict(x=1))
+    assert str(caught.value) == f"no space left on device (writing {tmp_path / 'summary.json'})"
     assert os.listdir(tmp_path) == []  # no temp file left behind
