@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help=f"results root (default: $R3BENCH_RESULTS or ./{DEFAULT_RESULTS})")
     parser.add_argument("--preset", default=None, help="experiment preset, e.g. cpu or paper (default: the file's default_preset)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and resources, run nothing")
-    parser.add_argument("--force", action="store_true", help="re-run completed and diverged runs from scratch")
+    parser.add_argument("--force", action="store_true", help="re-run from scratch: completed and diverged runs, and runs whose folder holds other settings")
     parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bars")
     parser.set_defaults(handler=run_experiment)

@@ -224,3 +224,14 @@ def test_a_torn_middle_tick_line_loses_no_other_row_on_resume(tmp_path):
         assert main(argv) == 0
     assert [row["tick"] for row in files.read_jsonl(metrics)] == [1, 3, 4]
     assert run_state(spec.run_dir) == ("completed", 1.28)
+
+
+def test_summary_counts_interrupted_runs_apart_from_failures(tmp_path):
+    from runners.summary import summarize
+
+    path = experiment_file(tmp_path)
+    specs = expand(load_experiment(str(path)), tmp_path, overrides={"seeds": [0, 1, 2]})
+    files.write_text(specs[0].run_dir / "config.yaml", "gamma: 1.0\n")  # interrupted, resumable
+    files.write_json(specs[1].run_dir / "summary.json", dict(status="failed", reason="killed by signal 11"))
+    (row,) = summarize(specs)
+    assert row["failed"] == "1/3" and row["unfinished"] == "2/3" and row["diverged"] == "0/3"
