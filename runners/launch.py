@@ -517,15 +517,18 @@ def death_reason(job, error) -> str:
     except Exception:
         state = "UNKNOWN"
     text = str(error).strip()
-    last = text.splitlines()[-1] if text else type(error).__name__
+    if "has not produced any output" in text:  # submitit: no result pickle, so no Python exception either
+        words = "the worker was killed without a Python error (SIGKILL: out of memory or kill -9?)"
+    else:
+        words = text.splitlines()[-1] if text else type(error).__name__
     if state and state not in ("FINISHED", "COMPLETED", "UNKNOWN", "RUNNING"):
-        return f"job {job.job_id} ended {state}: {last}"
-    return f"job {job.job_id} died outside the run: {last}"
+        return f"job {job.job_id} ended {state}: {words}"
+    return f"job {job.job_id} died outside the run: {words}"
 
 
 def job_problems(jobs) -> list:
     """One line per job that died outside a run (killed, out of memory, scheduler error)."""
-    return [f"job {job.job_id}: {reason}" for job, reason in _dead_jobs(jobs)]
+    return [reason for _, reason in _dead_jobs(jobs)]
 
 
 def _dead_jobs(jobs) -> list:
@@ -605,5 +608,5 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
             notes += [s["reason"] for result in job.results() for s in (result or []) if s and s.get("status") == "skipped"]
         except Exception:
             pass
-    return dict(submitted=len(todo), skipped=finished, problems=[f"job {job.job_id}: {reason}" for job, reason in dead],
+    return dict(submitted=len(todo), skipped=finished, problems=[reason for _, reason in dead],
                 notes=sorted(set(notes)))

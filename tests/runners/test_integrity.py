@@ -196,8 +196,7 @@ def test_a_segfaulted_job_leaves_failed_runs_with_the_signal(tmp_path):
     summary = files.read_json(started.run_dir / "summary.json")
     assert summary["status"] == "failed" and summary["reason"] == reason and summary["kimg"] == 0.32
     assert not (never.run_dir / "summary.json").exists()
-    assert death_reason(DeadJob(""), RuntimeError("boom\nJob 4242 has not produced any output")) == \
-        "job 4242 died outside the run: Job 4242 has not produced any output"
+    assert death_reason(DeadJob(""), RuntimeError("ValueError: boom")) == "job 4242 died outside the run: ValueError: boom"
 
 
 def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
@@ -235,3 +234,34 @@ def test_summary_counts_interrupted_runs_apart_from_failures(tmp_path):
     files.write_json(specs[1].run_dir / "summary.json", dict(status="failed", reason="killed by signal 11"))
     (row,) = summarize(specs)
     assert row["failed"] == "1/3" and row["unfinished"] == "2/3" and row["diverged"] == "0/3"
+
+
+def test_a_worker_killed_outside_python_leaves_a_failed_run_that_resumes(tmp_path):
+    path = experiment_file(tmp_path, hidden=64, kimg=25.6, tick=1.28)
+    out = tmp_path / "results"
+    [spec] = expand(load_experiment(str(path)), out)
+    argv = ["run", str(path), "--executor", "local", "--out", str(out), "--no-progress"]
+    process = cli(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    task, _ = _worker(spec.run_dir)
+    os.kill(task, signal.SIGKILL)  # what the out-of-memory killer does
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    summary = files.read_json(spec.run_dir / "summary.json")
+    assert summary["status"] == "failed" and summary["reason"].endswith(
+        "died outside the run: the worker was killed without a Python error (SIGKILL: out of memory or kill -9?)"), summary
+    assert f"failed: toy/{spec.name}: {summary['reason']}" in err
+    assert main(argv) == 0  # a failed run is tried again: it resumes from its checkpoint
+    assert_intact(spec.run_dir, 20)
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    path = experiment_file(tmp_path)
+
+    def read_only(*args, **kwargs):  # a read-only folder (root ignores mode bits, so simulate the refusal)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert main(["run", str(path), "--executor", "debug", "--out", str(tmp_path / "ro")]) == 2
+    assert capsys.readouterr().err == f"r3bench run: error: --out: cannot write results under {tmp_path / 'ro'} (Permission denied)\n"
