@@ -9,6 +9,16 @@ which hands back the same job, requeues it and exits; the requeued job skips fin
 resumes the others from their last checkpoint (written atomically at tick boundaries, the
 previous one kept), so the trajectory is the one an uninterrupted job would have followed.
 
+A run folder belongs to one resolved configuration: before submitting (`select`) and again in
+the job before training (`_claim`), its config.yaml is compared with the run's settings, and a
+run whose folder holds other settings is refused in one line unless --force. One writer per run
+folder: the job trains a run under an flock on `<run>/.lock` (runners/lock.py); a second process
+finding it held skips that run.
+
+Worker lifecycle: SIGTERM and SIGHUP to `r3bench run` cancel the local jobs as Ctrl-C does, and
+a local worker exits when its `r3bench run` is gone (kill -9). A job that dies outside its runs
+(killed, segfault) leaves its started runs a `failed` summary with the reason, written here.
+
 Multi-GPU: with `tasks_per_node` (x `nodes`) > 1, submitit starts one task per rank and each
 task joins torch.distributed (NCCL on GPUs, gloo on CPU) before training; see roadmap/trainer.py.
 """
@@ -585,7 +595,7 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
         jobs = submit(todo, kind, resources, folder)
         if kind == "slurm":
             print(f"submitted {len(todo)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}", flush=True)
-        wait(jobs, todo, progress=progress, lines=lines)
+        wait(jobs, todo, progress=progress, lines=lines and kind != "debug")  # in-process runs print their own tick lines
     except KeyboardInterrupt as interrupt:
         signum = getattr(interrupt, "signum", signal.SIGINT)
         name = signal.Signals(signum).name
