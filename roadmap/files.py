@@ -85,22 +85,39 @@ def write_torch(path, obj) -> None:
     _atomic(path, lambda stream: torch.save(obj, stream))
 
 
+def _pointer_part(key) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
 def strict_json(data, nonfinite: dict = None, where: str = ""):
-    """`data` with every non-finite float replaced by None; `nonfinite` collects {dotted key: "nan"|"inf"|"-inf"}.
+    """`data` with every non-finite float replaced by None; `nonfinite` collects {JSON pointer: "nan"|"inf"|"-inf"}.
 
     JSON has no NaN/Infinity: Python's json writes them as bare tokens that strict parsers
     (jq, JavaScript, json.loads with parse_constant) reject. null keeps the file valid and the
-    note keeps the information (a loss that went NaN is a result, not a missing value).
+    note keeps the information (a loss that went NaN is a result, not a missing value). The note's
+    keys are JSON pointers (RFC 6901, e.g. "/metrics/kl"): metric names contain dots.
     """
     if isinstance(data, float) and not math.isfinite(data):
         if nonfinite is not None:
-            nonfinite[where or "(value)"] = "nan" if math.isnan(data) else ("inf" if data > 0 else "-inf")
+            nonfinite[where] = "nan" if math.isnan(data) else ("inf" if data > 0 else "-inf")
         return None
     if isinstance(data, dict):
-        return {key: strict_json(value, nonfinite, f"{where}.{key}" if where else str(key)) for key, value in data.items()}
+        return {key: strict_json(value, nonfinite, f"{where}/{_pointer_part(key)}") for key, value in data.items()}
     if isinstance(data, (list, tuple)):
-        return [strict_json(value, nonfinite, f"{where}[{i}]") for i, value in enumerate(data)]
+        return [strict_json(value, nonfinite, f"{where}/{i}") for i, value in enumerate(data)]
     return data
+
+
+def _restore(data, pointer: str, value: float) -> None:
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+    if not parts:
+        return
+    for part in parts[:-1]:
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    if isinstance(data, list):
+        data[int(parts[-1])] = value
+    else:
+        data[parts[-1]] = value
 
 
 def write_json(path, data) -> None:
@@ -113,8 +130,19 @@ def write_json(path, data) -> None:
 
 
 def read_json(path):
+    """A JSON file; values that `write_json` noted as non-finite come back as the floats they were."""
     with open(path) as stream:
-        return json.load(stream)
+        data = json.load(stream)
+    notes = data.get("nonfinite") if isinstance(data, dict) else None
+    if isinstance(notes, dict) and notes and all(isinstance(k, str) and k.startswith("/") for k in notes):
+        data = dict(data)
+        data.pop("nonfinite")
+        for pointer, word in notes.items():
+            try:
+                _restore(data, pointer, float(word))
+            except (KeyError, IndexError, ValueError, TypeError):  # a hand-edited note: leave the value as is
+                pass
+    return data
 
 
 def save_checkpoint(run_dir, state: dict) -> None:

@@ -30,10 +30,14 @@ def test_files_are_0644_and_new_folders_0755_under_a_strict_umask(tmp_path):
 
 def test_write_json_is_strict_and_notes_non_finite_values(tmp_path):
     path = tmp_path / "summary.json"
-    files.write_json(path, dict(status="diverged", metrics=dict(loss_G=math.nan, loss_D=-math.inf, kl=0.5)))
+    original = dict(status="diverged", metrics={"loss_G": math.nan, "prec.D/x": -math.inf, "kl": 0.5}, ticks=[1.0, math.inf])
+    files.write_json(path, original)
     data = json.loads(path.read_text(), parse_constant=_reject)
-    assert data["metrics"] == dict(loss_G=None, loss_D=None, kl=0.5)
-    assert data["nonfinite"] == {"metrics.loss_G": "nan", "metrics.loss_D": "-inf"}
+    assert data["metrics"] == {"loss_G": None, "prec.D/x": None, "kl": 0.5} and data["ticks"] == [1.0, None]
+    assert data["nonfinite"] == {"/metrics/loss_G": "nan", "/metrics/prec.D~1x": "-inf", "/ticks/1": "inf"}
+    back = files.read_json(path)  # our own reader gives the floats back
+    assert math.isnan(back["metrics"].pop("loss_G")) and math.isnan(original["metrics"].pop("loss_G"))
+    assert back == original
 
 
 def test_a_torn_middle_line_loses_only_itself(tmp_path):
