@@ -52,6 +52,7 @@ IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
 DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")
 PARENT_POLL_SECONDS = 0.5
 ORPHAN_WAIT_SECONDS = 10.0
+LOCAL_RESULTS_TIMEOUT_S = 2
 
 
 class Interrupted(KeyboardInterrupt):
@@ -417,7 +418,11 @@ def submit(specs, kind: str, resources: dict, folder) -> list:
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
     if kind == "local":
         with _QuietControllers(folder):
-            return executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
+            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
+        for local_job in jobs:  # submitit waits 15 s for a missing result file (shared file systems); here it is local
+            for task in [local_job, *local_job._sub_jobs]:
+                task._results_timeout_s = LOCAL_RESULTS_TIMEOUT_S
+        return jobs
     return executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
 
 
@@ -541,13 +546,17 @@ def job_problems(jobs) -> list:
     return [reason for _, reason in _dead_jobs(jobs)]
 
 
-def _dead_jobs(jobs) -> list:
+def _dead_jobs(jobs, results: dict = None) -> list:
+    """(job, reason) for each job without results; `results` collects {job id: results} of the others."""
     dead = []
     for job in jobs:
         try:
-            job.results()  # one result per task (rank)
+            outcome = job.results()  # one result per task (rank)
         except Exception as error:  # the job itself failed; its runs show as running/failed
             dead.append((job, death_reason(job, error)))
+            continue
+        if results is not None:
+            results[job.job_id] = outcome
     return dead
 
 
@@ -610,13 +619,10 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     chunks = {job.job_id: chunk for job, chunk in zip(jobs, _chunks(todo, kind, resources))}
-    dead = _dead_jobs(jobs)
+    results = {}
+    dead = _dead_jobs(jobs, results)
     mark_dead_runs(dead, chunks)
-    notes = []
-    for job in jobs:
-        try:
-            notes += [s["reason"] for result in job.results() for s in (result or []) if s and s.get("status") == "skipped"]
-        except Exception:
-            pass
+    notes = [s["reason"] for outcome in results.values() for result in outcome for s in (result or [])
+             if isinstance(s, dict) and s.get("status") == "skipped"]
     return dict(submitted=len(todo), skipped=finished, problems=[reason for _, reason in dead],
                 notes=sorted(set(notes)))
