@@ -51,9 +51,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"r3bench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into one by runners.launch
+        message = getattr(interrupt, "message", None)
+        print(f"r3bench {args.command}: interrupted" + (f" ({message})" if message else ""), file=sys.stderr)
+        return 128 + int(getattr(interrupt, "signum", 2))
 
 
 if __name__ == "__main__":

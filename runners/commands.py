@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help=f"results root (default: $R3BENCH_RESULTS or ./{DEFAULT_RESULTS})")
     parser.add_argument("--preset", default=None, help="experiment preset, e.g. cpu or paper (default: the file's default_preset)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and resources, run nothing")
-    parser.add_argument("--force", action="store_true", help="re-run completed and diverged runs from scratch")
+    parser.add_argument("--force", action="store_true", help="re-run from scratch: completed and diverged runs, and runs whose folder holds other settings")
     parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bars")
     parser.set_defaults(handler=run_experiment)
@@ -81,6 +81,39 @@ def _plan(args):
     return experiment, specs, resources, root
 
 
+def check_output_root(root: Path) -> None:
+    """--out must be a folder this process can write: one line naming it otherwise, before any job starts."""
+    import tempfile
+
+    from roadmap import files
+
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--out: {root} is a file, not a folder")
+    try:
+        files.make_dirs(root)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(f"--out: cannot write results under {root} ({error.strerror or error})") from None
+
+
+def describe_state(spec) -> str:
+    """A run's state as `run --dry-run` and `status` show it: honest about other settings and live writers."""
+    from runners import lock
+    from runners.launch import _state_words, run_state, settings_difference
+    from roadmap.config import to_dict
+
+    state = run_state(spec.run_dir)[0]
+    record = lock.holder(spec.run_dir)
+    if record is not None:
+        return f"running ({lock.describe(record)})"
+    if settings_difference(to_dict(spec.config), spec.run_dir):
+        return f"{_state_words(state)} with other settings"
+    if state == "running":
+        return "interrupted"
+    return state
+
+
 def run_experiment(args) -> int:
     from runners.experiment import analyses_of
     from runners.launch import launch, run_state
@@ -91,18 +124,22 @@ def run_experiment(args) -> int:
     if args.dry_run:
         print(f"experiment {experiment.name}: {len(specs)} runs, executor {executor}, resources {resources}")
         for spec in specs:
-            state, kimg = run_state(spec.run_dir)
+            state = describe_state(spec)
             c = spec.config
             print(f"  {spec.experiment}/{spec.name}  [{state}]  model={c.model} dataset={c.dataset} "
                   f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
         return 0
+    check_output_root(root)
     for name, options, folder in analyses_of(experiment, root):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
-    outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty())
+    outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
+                     lines=not sys.stdout.isatty())
     if outcome["skipped"]:
         print(f"{outcome['skipped']} runs already finished (use --force to re-run them)")
+    for note in outcome.get("notes", []):
+        print(note)
     for problem in outcome["problems"]:
         print(f"warning: {problem}", file=sys.stderr)
     print_summary(specs)
@@ -140,6 +177,7 @@ def _run_analysis(name: str, options: dict, folder: Path, specs) -> None:
 
 
 def run_status(args) -> int:
+    from runners import lock
     from runners.launch import run_state
 
     _, specs, _, _ = _plan(args)
@@ -147,15 +185,19 @@ def run_status(args) -> int:
     for spec in specs:
         state, kimg = run_state(spec.run_dir)
         job_id = _job_id(spec.run_dir)
-        rows.append(dict(run=f"{spec.experiment}/{spec.name}", state=state, kimg=kimg,
-                         duration_kimg=spec.config.duration_kimg, job_id=job_id))
+        record = lock.holder(spec.run_dir)
+        shown = describe_state(spec)
+        rows.append(dict(run=f"{spec.experiment}/{spec.name}", state=shown.split(" (")[0], kimg=kimg,
+                         duration_kimg=spec.config.duration_kimg, job_id=job_id,
+                         writer=dict(pid=record["pid"], host=record["host"]) if record else None))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(row["run"]) for row in rows) if rows else 10
     print(f"{'run':<{width}}  {'state':<10} {'kimg':>14}  job")
     for row in rows:
-        print(f"{row['run']:<{width}}  {row['state']:<10} {row['kimg']:>6.1f}/{row['duration_kimg']:<7g}  {row['job_id'] or '-'}")
+        writer = f"  (pid {row['writer']['pid']} on host {row['writer']['host']})" if row["writer"] else ""
+        print(f"{row['run']:<{width}}  {row['state']:<10} {row['kimg']:>6.1f}/{row['duration_kimg']:<7g}  {row['job_id'] or '-'}{writer}")
     counts = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1

@@ -9,27 +9,115 @@ which hands back the same job, requeues it and exits; the requeued job skips fin
 resumes the others from their last checkpoint (written atomically at tick boundaries, the
 previous one kept), so the trajectory is the one an uninterrupted job would have followed.
 
+A run folder belongs to one resolved configuration: before submitting (`select`) and again in
+the job before training (`_claim`), its config.yaml is compared with the run's settings, and a
+run whose folder holds other settings is refused in one line unless --force. One writer per run
+folder: the job trains a run under an flock on `<run>/.lock` (runners/lock.py); a second process
+finding it held skips that run.
+
+Worker lifecycle: SIGTERM and SIGHUP to `r3bench run` cancel the local jobs as Ctrl-C does, and
+a local worker exits when its `r3bench run` is gone (kill -9). A job that dies outside its runs
+(killed, segfault) leaves its started runs a `failed` summary with the reason, written here.
+
 Multi-GPU: with `tasks_per_node` (x `nodes`) > 1, submitit starts one task per rank and each
 task joins torch.distributed (NCCL on GPUs, gloo on CPU) before training; see roadmap/trainer.py.
 """
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
+
+import yaml
 
 from roadmap import files
 from roadmap.config import to_dict
 from roadmap.errors import ConfigError
+from runners import lock
 
 EXECUTORS = ("local", "debug", "slurm")
 DONE_STATES = ("completed", "diverged")  # a diverged run is a result: never re-run without --force
 DEFAULT_TIMEOUT_MIN = 60
+# Settings left out of the binding of a run folder to its configuration, because they do not
+# change what the run is: torch threads (at most the last bits of float sums; refusing over it
+# would stop a sweep from moving to a bigger machine), how often checkpoints are written (resume
+# is bitwise from any tick boundary) and which logger mirrors the tick scalars.
+IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
+# Filled in by the trainer from the configuration's defaults when a spec leaves them None: None
+# now means "the configuration's own", which is what the stored value is.
+DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")
+PARENT_POLL_SECONDS = 0.5
+ORPHAN_WAIT_SECONDS = 10.0
+LOCAL_RESULTS_TIMEOUT_S = 2
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP during `launch`: the one line the CLI prints, and the signal."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.message, self.signum = message, signum
+
+
+def _plain(value):
+    """YAML round trip of a value (tuples become lists) so stored and current settings compare equal."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _first_difference(stored, now, where: str = ""):
+    if isinstance(stored, dict) and isinstance(now, dict):
+        for key in list(now) + [k for k in stored if k not in now]:
+            found = _first_difference(stored.get(key, "(unset)"), now.get(key, "(unset)"), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    return None if stored == now else f"{where}: stored {stored}, now {now}"
+
+
+def settings_difference(config_values: dict, run_dir):
+    """'gamma: stored 1.0, now 10.0' for the first setting that differs from the run's config.yaml, or None.
+
+    A folder without config.yaml (never started) or an unreadable one binds nothing. Settings the
+    stored file lacks (added to RunConfig since) are not compared.
+    """
+    path = Path(run_dir) / "config.yaml"
+    try:
+        stored = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    now = _plain(config_values)
+    for key, value in now.items():
+        if key in IGNORED_SETTINGS or key not in stored or (key in DEFAULTED_SETTINGS and value is None):
+            continue
+        found = _first_difference(_plain(stored[key]), value, key)
+        if found:
+            return found
+    return None
+
+
+def _state_words(state: str) -> str:
+    return {"completed": "finished", "diverged": "diverged", "failed": "failed", "running": "interrupted"}.get(state, state)
+
+
+def refusal(name: str, state: str, difference: str) -> str:
+    return (f"{name}: {_state_words(state)} with other settings ({difference}); "
+            "use --force to re-run from scratch or --out for a new folder")
 
 
 def run_state(run_dir) -> tuple:
     """(state, kimg reached) of a run folder: pending | running | completed | diverged | failed.
 
-    `running` means started but not finished: alive, or interrupted and resumable.
+    `running` means started but not finished: alive (see `lock.holder`), or interrupted and resumable.
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
@@ -49,33 +137,55 @@ class TrainingJob:
     """Body of one submitit job: train each (config dict, run dir) in turn; returns the summaries.
 
     Finished runs are skipped, so a requeued job only does what is left. A failure inside a run
-    is recorded in that run's summary.json and the job goes on with the next run.
+    is recorded in that run's summary.json and the job goes on with the next run. Each run is
+    trained under its folder's lock; a run locked by another process, or whose folder holds other
+    settings, is skipped with one line (and a summary dict with status `skipped`).
     """
 
-    def __init__(self, cpus_per_task: int = 1):
+    def __init__(self, cpus_per_task: int = 1, parent_pid: int = None):
         # torch threads per task (a run's own `threads` wins): submitit's local executor exports no
         # CPU count, and torch's default of one thread per core is many times slower on a shared machine.
         self.cpus_per_task = cpus_per_task
+        # The `r3bench run` process of a local job: the job ends when it is gone (kill -9 included).
+        self.parent_pid = parent_pid
 
     def __call__(self, specs: list) -> list:
+        import faulthandler
+
         import torch
 
         from roadmap.config import resolve
         from roadmap.trainer import run
 
+        try:  # a segfault leaves "Fatal Python error: Segmentation fault" for the parent to report
+            faulthandler.enable()
+        except (OSError, ValueError, AttributeError):  # stderr without a file descriptor (in-process, captured)
+            pass
+        if self.parent_pid is not None and self.parent_pid != os.getpid():
+            _watch_parent(self.parent_pid)
         rank, world_size = _join_process_group()
         summaries = []
         try:
             for config_values, run_dir in specs:
-                state = run_state(run_dir)[0]
-                if state in DONE_STATES:  # finished before a requeue
-                    summaries.append(files.read_json(Path(run_dir) / "summary.json"))
-                    continue
-                config = resolve(config_values)
-                if rank == 0:
-                    _record_job(run_dir, world_size)
-                torch.set_num_threads(config.threads or self.cpus_per_task)
-                summaries.append(run(config, run_dir, progress=True))
+                run_lock = lock.RunLock(run_dir, self.parent_pid)
+                verdict = _claim(run_lock, config_values, run_dir) if rank == 0 else None
+                if world_size > 1:  # every rank follows rank 0's decision
+                    shared = [verdict]
+                    torch.distributed.broadcast_object_list(shared, src=0)
+                    verdict = shared[0]
+                try:
+                    if verdict is not None:
+                        if verdict.get("status") == "skipped":
+                            print(verdict["reason"], flush=True)
+                        summaries.append(verdict)
+                        continue
+                    config = resolve(config_values)
+                    if rank == 0:
+                        _record_job(run_dir, world_size)
+                    torch.set_num_threads(config.threads or self.cpus_per_task)
+                    summaries.append(run(config, run_dir, progress=True))
+                finally:
+                    run_lock.release()
         finally:
             if world_size > 1:
                 torch.distributed.destroy_process_group()
@@ -90,6 +200,39 @@ class TrainingJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, specs)
+
+
+def _claim(run_lock, config_values: dict, run_dir):
+    """None when this process may train the run (its lock is then held), else the summary to return instead."""
+    name = f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+    if not run_lock.acquire():
+        record = lock.holder(run_dir) or dict(pid="?", host="?")
+        return dict(status="skipped", reason=f"{name}: skipped, {lock.describe(record)}", run=name)
+    state = run_state(run_dir)[0]
+    difference = settings_difference(config_values, run_dir)
+    if difference:  # checked again here: the folder may have changed since the parent looked
+        run_lock.release()
+        return dict(status="skipped", reason=refusal(name, state, difference), run=name)
+    if state in DONE_STATES:  # finished before a requeue, or by another process meanwhile
+        run_lock.release()
+        return files.read_json(Path(run_dir) / "summary.json")
+    return None
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this worker when the `r3bench run` that launched it is gone (kill -9, lost terminal).
+
+    submitit's local controller is a child of that process but does not watch it, so without
+    this the workers train on as orphans. Checkpoints and summaries are written atomically, so
+    leaving at any moment is as safe as kill -9; the run resumes from its last checkpoint.
+    """
+    def poll():
+        while lock.pid_alive(parent_pid):
+            time.sleep(PARENT_POLL_SECONDS)
+        print(f"r3bench run (pid {parent_pid}) is gone: stopping this worker", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    threading.Thread(target=poll, name="r3bench-parent-watch", daemon=True).start()
 
 
 def _join_process_group() -> tuple:
@@ -139,10 +282,39 @@ def reset(run_dir) -> None:
         shutil.rmtree(run_dir)
 
 
+def _wait_for_orphan(run_dir):
+    """The lock holder of a run, after giving an orphaned worker (its parent gone) time to stop itself."""
+    record = lock.holder(run_dir)
+    end = time.time() + ORPHAN_WAIT_SECONDS
+    while record is not None and lock.orphaned(record) and time.time() < end:
+        time.sleep(0.2)
+        record = lock.holder(run_dir)
+    return record
+
+
 def select(specs, force: bool) -> list:
-    """The runs that still need work: not completed/diverged (or all, after reset, with --force)."""
+    """The runs that still need work: not completed/diverged (or all, after reset, with --force).
+
+    A run being written by a live process is left to it (one line each); a run folder whose
+    stored settings differ is refused (ConfigError, before anything is touched) unless `force`.
+    """
+    busy = {}
+    for spec in specs:
+        record = _wait_for_orphan(spec.run_dir)
+        if record is not None:
+            busy[spec.run_dir] = record
+            print(f"{spec.experiment}/{spec.name}: skipped, {lock.describe(record)}", flush=True)
+    if not force:
+        for spec in specs:
+            if spec.run_dir in busy:
+                continue
+            difference = settings_difference(to_dict(spec.config), spec.run_dir)
+            if difference:
+                raise ConfigError(refusal(f"{spec.experiment}/{spec.name}", run_state(spec.run_dir)[0], difference))
     todo = []
     for spec in specs:
+        if spec.run_dir in busy:
+            continue
         if force:
             reset(spec.run_dir)
         state = run_state(spec.run_dir)[0]
@@ -191,24 +363,129 @@ def check_batches(specs, resources: dict) -> None:
                               f"{ranks} ranks (resources.tasks_per_node x nodes)")
 
 
-def submit(specs, kind: str, resources: dict, folder) -> list:
-    """Submit the runs; local: one job per worker (runs dealt round-robin), else one array task per run."""
+def _chunks(specs, kind: str, resources: dict) -> list:
+    """Runs per job: local, one job per worker (runs dealt round-robin); else one array task per run."""
     if kind == "local":
         workers = resources.get("max_parallel") or max(1, (os.cpu_count() or 1) // (resources.get("cpus_per_task", 1) * world_size(resources)))
-        chunks = [specs[i::workers] for i in range(min(workers, len(specs)))]
-    else:
-        chunks = [[spec] for spec in specs]
+        return [specs[i::workers] for i in range(min(workers, len(specs)))]
+    return [[spec] for spec in specs]
+
+
+class _QuietControllers:
+    """Start submitit's local controllers with their output in `<folder>/controllers.log`.
+
+    A controller shares the terminal of `r3bench run`: on Ctrl-C it would print its own
+    KeyboardInterrupt traceback beside our one line. The tasks have their own log files already.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+    def __enter__(self):
+        import submitit.local.local as local
+
+        self.module, self.real = local.subprocess, local.subprocess.Popen
+        files.make_dirs(self.folder)
+        log = open(self.folder / "controllers.log", "a")
+        real = self.real
+
+        class Popen(real):
+            def __init__(self, command, *args, **kwargs):
+                if "submitit.local._local" in str(command):
+                    kwargs.setdefault("stdout", log)
+                    kwargs.setdefault("stderr", log)
+                super().__init__(command, *args, **kwargs)
+
+        self.log = log
+        local.subprocess = type(sys)("subprocess_for_submitit")
+        local.subprocess.__dict__.update(subprocess.__dict__)
+        local.subprocess.Popen = Popen
+        return self
+
+    def __exit__(self, *exc):
+        import submitit.local.local as local
+
+        local.subprocess = self.module
+        self.log.close()
+
+
+def submit(specs, kind: str, resources: dict, folder) -> list:
+    """Submit the runs; local: one job per worker (runs dealt round-robin), else one array task per run."""
+    chunks = _chunks(specs, kind, resources)
     executor = make_executor(kind, folder, resources, jobs_per_task=max(len(chunk) for chunk in chunks))
-    job = TrainingJob(resources.get("cpus_per_task", 1))
+    job = TrainingJob(resources.get("cpus_per_task", 1), parent_pid=os.getpid() if kind == "local" else None)
     if kind == "debug":  # in-process, one after the other
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
+    if kind == "local":
+        with _QuietControllers(folder):
+            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
+        for local_job in jobs:  # submitit waits 15 s for a missing result file (shared file systems); here it is local
+            for task in [local_job, *local_job._sub_jobs]:
+                task._results_timeout_s = LOCAL_RESULTS_TIMEOUT_S
+        return jobs
     return executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
 
 
-def wait(jobs, specs, progress: bool = True, poll_seconds: float = 1.0) -> None:
-    """Block until every job ends, showing runs done and kimg trained (tqdm) while they run."""
+class _TickLines:
+    """Progress as plain lines (stdout is a file or a pipe): each new tick of each run, and each finished run."""
+
+    def __init__(self, specs):
+        self.specs = specs
+        self.offsets = {spec.run_dir: 0 for spec in specs}
+        self.reported = set()
+
+    def update(self, states) -> None:
+        for spec, (state, _) in zip(self.specs, states):
+            name = f"{spec.experiment}/{spec.name}"
+            for row in self._new_rows(spec.run_dir):
+                losses = " ".join(f"{key} {row[key]:.4g}" for key in ("loss_D", "loss_G") if isinstance(row.get(key), (int, float)))
+                print(f"[{name}] kimg {row.get('kimg', 0):.1f} {losses}".rstrip(), flush=True)
+            if state in DONE_STATES + ("failed",) and spec.run_dir not in self.reported:
+                self.reported.add(spec.run_dir)
+                print(f"[{name}] {state}{_outcome_words(spec.run_dir)}", flush=True)
+
+    def _new_rows(self, run_dir) -> list:
+        path = Path(run_dir) / "metrics.jsonl"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offsets[run_dir]:  # rewritten on resume: start over
+            self.offsets[run_dir] = 0
+        with open(path, "rb") as stream:
+            stream.seek(self.offsets[run_dir])
+            chunk = stream.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+        self.offsets[run_dir] += len(complete)
+        rows = []
+        for line in complete.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+
+def _outcome_words(run_dir) -> str:
+    try:
+        summary = files.read_json(Path(run_dir) / "summary.json")
+    except (OSError, ValueError):
+        return ""
+    if summary.get("status") == "failed":
+        return f": {str(summary.get('reason') or 'no reason recorded').splitlines()[0]}"
+    metrics = summary.get("metrics") or {}
+    shown = [f"{key} {value:.4g}" for key, value in metrics.items() if isinstance(value, (int, float))]
+    kimg = summary.get("diverged_kimg") if summary.get("status") == "diverged" else summary.get("kimg")
+    return f" at kimg {kimg:g}" * isinstance(kimg, (int, float)) + (": " + ", ".join(shown) if shown else "")
+
+
+def wait(jobs, specs, progress: bool = True, poll_seconds: float = 1.0, lines: bool = False) -> None:
+    """Block until every job ends, showing runs done and kimg trained (tqdm) or tick lines while they run."""
     total_kimg = sum(spec.config.duration_kimg for spec in specs)
     bars = None
+    ticks = _TickLines(specs) if lines else None
     if progress:
         from tqdm import tqdm
 
@@ -217,6 +494,8 @@ def wait(jobs, specs, progress: bool = True, poll_seconds: float = 1.0) -> None:
     while True:
         finished = all(job.done() for job in jobs)
         states = [run_state(spec.run_dir) for spec in specs]
+        if ticks is not None:
+            ticks.update(states)
         if bars is not None:
             done = sum(state in DONE_STATES or state == "failed" for state, _ in states)
             kimg = sum(spec.config.duration_kimg if state in DONE_STATES + ("failed",) else kimg
@@ -232,18 +511,79 @@ def wait(jobs, specs, progress: bool = True, poll_seconds: float = 1.0) -> None:
             bar.close()
 
 
+# What faulthandler writes (TrainingJob enables it) when a worker dies of a fatal signal.
+FATAL_SIGNALS = {"Segmentation fault": signal.SIGSEGV, "Aborted": signal.SIGABRT, "Bus error": signal.SIGBUS,
+                 "Floating-point exception": signal.SIGFPE, "Illegal instruction": signal.SIGILL}
+
+
+def death_reason(job, error) -> str:
+    """Why a job died outside its runs, in words: a fatal signal, the scheduler's state, or submitit's last line."""
+    try:
+        stderr = job.stderr() or ""
+    except Exception:  # no log (never started, or cleaned up)
+        stderr = ""
+    for words, number in FATAL_SIGNALS.items():
+        if f"Fatal Python error: {words}" in stderr:
+            return f"killed by signal {int(number)} ({words.lower()})"
+    if "No space left on device" in stderr or "no space left on device" in stderr:
+        return "no space left on device"
+    try:
+        state = job.state
+    except Exception:
+        state = "UNKNOWN"
+    text = str(error).strip()
+    if "has not produced any output" in text:  # submitit: no result pickle, so no Python exception either
+        words = "the worker was killed without a Python error (SIGKILL: out of memory or kill -9?)"
+    else:
+        words = text.splitlines()[-1] if text else type(error).__name__
+    if state and state not in ("FINISHED", "COMPLETED", "UNKNOWN", "RUNNING"):
+        return f"job {job.job_id} ended {state}: {words}"
+    return f"job {job.job_id} died outside the run: {words}"
+
+
 def job_problems(jobs) -> list:
     """One line per job that died outside a run (killed, out of memory, scheduler error)."""
-    problems = []
+    return [reason for _, reason in _dead_jobs(jobs)]
+
+
+def _dead_jobs(jobs, results: dict = None) -> list:
+    """(job, reason) for each job without results; `results` collects {job id: results} of the others."""
+    dead = []
     for job in jobs:
         try:
-            job.results()  # one result per task (rank)
+            outcome = job.results()  # one result per task (rank)
         except Exception as error:  # the job itself failed; its runs show as running/failed
-            problems.append(f"job {job.job_id}: {type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}")
-    return problems
+            dead.append((job, death_reason(job, error)))
+            continue
+        if results is not None:
+            results[job.job_id] = outcome
+    return dead
 
 
-def launch(specs, kind: str, resources: dict, results_root, force: bool = False, progress: bool = True) -> dict:
+def mark_dead_runs(dead, chunks) -> list:
+    """Runs a dead job had started and left without a summary (and no live writer) get a `failed` one.
+
+    Their checkpoints stay: a failed run is tried again by the next `r3bench run`, which resumes it.
+    """
+    marked = []
+    for job, reason in dead:
+        for spec in chunks.get(job.job_id, []):
+            run_dir = Path(spec.run_dir)
+            if (run_dir / "summary.json").exists() or not (run_dir / "config.yaml").exists() or lock.holder(run_dir):
+                continue
+            files.write_json(run_dir / "summary.json", dict(
+                status="failed", reason=reason, kimg=run_state(run_dir)[1], diverged_kimg=None, metrics={},
+                experiment=spec.experiment, run=spec.name, written_by="r3bench run (the job died outside the run)"))
+            marked.append(spec)
+    return marked
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(f"{signal.Signals(signum).name}", signum)
+
+
+def launch(specs, kind: str, resources: dict, results_root, force: bool = False, progress: bool = True,
+           lines: bool = False) -> dict:
     """Run every spec that still needs it; returns counts and job problems (runs report themselves)."""
     if kind not in EXECUTORS:
         raise ConfigError(f"--executor: unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
@@ -251,20 +591,38 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
     if kind == "debug" and world_size(resources) > 1:
         raise ConfigError("resources.tasks_per_node: the debug executor runs in-process, one rank only")
     todo = select(specs, force)
+    finished = sum(run_state(spec.run_dir)[0] in DONE_STATES for spec in specs if spec not in todo)
     if not todo:
-        return dict(submitted=0, skipped=len(specs), problems=[])
+        return dict(submitted=0, skipped=finished, problems=[])
     folder = Path(results_root) / ".submitit"
-    jobs = submit(todo, kind, resources, folder)
-    if kind == "slurm":
-        print(f"submitted {len(todo)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}", flush=True)
+    # SIGTERM and SIGHUP (a closed terminal, a killed session) stop the local jobs as Ctrl-C does.
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _raise_interrupted) for signum in handled}
     try:
-        wait(jobs, todo, progress=progress)
-    except KeyboardInterrupt:
-        if kind == "local":  # local jobs are this machine's processes: they stop with the command
+        jobs = submit(todo, kind, resources, folder)
+        if kind == "slurm":
+            print(f"submitted {len(todo)} runs as SLURM job array {jobs[0].job_id.split('_')[0]}", flush=True)
+        wait(jobs, todo, progress=progress, lines=lines and kind != "debug")  # in-process runs print their own tick lines
+    except KeyboardInterrupt as interrupt:
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        name = signal.Signals(signum).name
+        if kind == "local" and "jobs" in locals():  # local jobs are this machine's processes: they stop with the command
             for job in jobs:
                 job.cancel(check=False)
-            print("cancelled the local jobs; the same command resumes them from their checkpoints", flush=True)
-        else:
-            print("the SLURM jobs keep running; `r3bench status` follows them", flush=True)
-        raise
-    return dict(submitted=len(todo), skipped=len(specs) - len(todo), problems=job_problems(jobs))
+            raise Interrupted(f"{name}: cancelled the local jobs; the same command resumes them from their checkpoints", signum)
+        if kind == "slurm":
+            raise Interrupted(f"{name}: the SLURM jobs keep running; `r3bench status` follows them", signum)
+        raise Interrupted(f"{name}: the same command resumes the runs from their checkpoints", signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    chunks = {job.job_id: chunk for job, chunk in zip(jobs, _chunks(todo, kind, resources))}
+    results = {}
+    dead = _dead_jobs(jobs, results)
+    mark_dead_runs(dead, chunks)
+    notes = [s["reason"] for outcome in results.values() for result in outcome for s in (result or [])
+             if isinstance(s, dict) and s.get("status") == "skipped"]
+    return dict(submitted=len(todo), skipped=finished, problems=[reason for _, reason in dead],
+                notes=sorted(set(notes)))

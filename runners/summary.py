@@ -24,8 +24,23 @@ def variant_name(run_name: str) -> str:
     return re.sub(r"_?seed\d+$", "", run_name) or "(all)"
 
 
+UNFINISHED = ("running", "interrupted", "pending")
+
+
+def _unfinished_state(run_dir) -> str:
+    """A run without summary.json: running (a live writer holds its lock), interrupted (resumable) or pending.
+
+    A run whose job is known dead has a `failed` summary written by `r3bench run` (runners.launch).
+    """
+    from runners import lock
+
+    if not (run_dir / "config.yaml").exists():
+        return "pending"
+    return "running" if lock.holder(run_dir) else "interrupted"
+
+
 def summarize(specs) -> list:
-    """One row per variant: diverged/total, failed/total and each metric's mean±std over completed seeds."""
+    """One row per variant: diverged/total, failed/total (unfinished/total when any) and each metric's mean±std over completed seeds."""
     groups = defaultdict(list)
     for spec in specs:
         groups[(spec.experiment, variant_name(spec.name))].append(spec)
@@ -35,12 +50,15 @@ def summarize(specs) -> list:
         for spec in members:
             path = spec.run_dir / "summary.json"
             try:
-                summaries.append(files.read_json(path) if path.exists() else dict(status="running"))
+                summaries.append(files.read_json(path) if path.exists() else dict(status=_unfinished_state(spec.run_dir)))
             except (OSError, ValueError):
                 summaries.append(dict(status="failed"))
         row = dict(experiment=experiment, variant=variant)
         row["diverged"] = f"{sum(s['status'] == 'diverged' for s in summaries)}/{len(summaries)}"
-        row["failed"] = f"{sum(s['status'] in ('failed', 'running') for s in summaries)}/{len(summaries)}"
+        row["failed"] = f"{sum(s['status'] == 'failed' for s in summaries)}/{len(summaries)}"
+        unfinished = sum(s["status"] in UNFINISHED for s in summaries)
+        if unfinished:  # interrupted runs resume with the same command: not failures
+            row["unfinished"] = f"{unfinished}/{len(summaries)}"
         completed = [s.get("metrics") or {} for s in summaries if s["status"] == "completed"]
         for metric in SHOWN_METRICS:
             if any(metric in m for m in completed):
@@ -53,7 +71,7 @@ def print_summary(specs) -> None:
     rows = summarize(specs)
     if not rows:
         return
-    columns = ["experiment", "variant", "diverged", "failed"] + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
+    columns = ["experiment", "variant", "diverged", "failed"] + ["unfinished"] * any("unfinished" in r for r in rows) + [m for m in SHOWN_METRICS if any(m in r for r in rows)]
     widths = {c: max(len(c), *(len(str(r.get(c, "-"))) for r in rows)) for c in columns}
     print("\nsummary (mean±std over completed seeds; diverged and failed out of all seeds):")
     print("  ".join(c.ljust(widths[c]) for c in columns))

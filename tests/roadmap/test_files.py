@@ -1,0 +1,89 @@
+"""Run-folder files: permissions, strict JSON, damaged jsonl lines, unreadable checkpoints, full disk."""
+import errno
+import json
+import math
+import os
+import stat
+
+import pytest
+import torch
+
+from roadmap import files
+
+
+def _reject(token):
+    raise ValueError(f"non-standard JSON token {token}")
+
+
+def test_files_are_0644_and_new_folders_0755_under_a_strict_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        files.write_json(tmp_path / "a" / "b" / "summary.json", dict(x=1))
+        files.write_torch(tmp_path / "a" / "t.pt", dict(x=torch.zeros(2)))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "summary.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "a" / "t.pt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o755
+
+
+def test_write_json_is_strict_and_notes_non_finite_values(tmp_path):
+    path = tmp_path / "summary.json"
+    original = dict(status="diverged", metrics={"loss_G": math.nan, "prec.D/x": -math.inf, "kl": 0.5}, ticks=[1.0, math.inf])
+    files.write_json(path, original)
+    data = json.loads(path.read_text(), parse_constant=_reject)
+    assert data["metrics"] == {"loss_G": None, "prec.D/x": None, "kl": 0.5} and data["ticks"] == [1.0, None]
+    assert data["nonfinite"] == {"/metrics/loss_G": "nan", "/metrics/prec.D~1x": "-inf", "/ticks/1": "inf"}
+    back = files.read_json(path)  # our own reader gives the floats back
+    assert math.isnan(back["metrics"].pop("loss_G")) and math.isnan(original["metrics"].pop("loss_G"))
+    assert back == original
+
+
+def test_a_torn_middle_line_loses_only_itself(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps(dict(tick=tick, kimg=tick * 0.5)) for tick in range(1, 13)]
+    lines[3] = lines[3][:7]  # torn write in the middle
+    path.write_text("\n".join(lines) + "\n")
+    skipped = []
+    with pytest.warns(UserWarning, match=r"metrics\.jsonl: skipped damaged line\(s\) 4"):
+        rows = files.read_jsonl(path, skipped)
+    assert [row["tick"] for row in rows] == [1, 2, 3] + list(range(5, 13))
+    assert skipped == [4]
+
+
+def test_a_torn_last_line_is_dropped_quietly(tmp_path, recwarn):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"tick": 1}\n{"tick": 2}\n{"ti')
+    assert files.read_jsonl(path) == [dict(tick=1), dict(tick=2)]
+    assert not recwarn.list
+
+
+def test_both_checkpoints_unreadable_restart_and_are_kept_aside(tmp_path):
+    (tmp_path / files.CHECKPOINT).write_bytes(b"garbage")
+    (tmp_path / files.PREVIOUS_CHECKPOINT).write_bytes(b"more garbage")
+    with pytest.warns(UserWarning, match="restarts from scratch") as caught:
+        assert files.load_checkpoint(tmp_path) is None
+    assert not any("falling back" in str(w.message) for w in caught)
+    assert (tmp_path / "checkpoint.pt.unreadable").read_bytes() == b"garbage"
+    assert (tmp_path / "checkpoint-previous.pt.unreadable").read_bytes() == b"more garbage"
+    assert not (tmp_path / files.CHECKPOINT).exists() and not (tmp_path / files.PREVIOUS_CHECKPOINT).exists()
+
+
+def test_torn_latest_falls_back_to_previous(tmp_path):
+    files.save_checkpoint(tmp_path, dict(tick=1))
+    files.save_checkpoint(tmp_path, dict(tick=2))
+    (tmp_path / files.CHECKPOINT).write_bytes(b"torn")
+    with pytest.warns(UserWarning, match="falling back to the previous checkpoint"):
+        assert files.load_checkpoint(tmp_path) == dict(tick=1)
+
+
+def test_full_disk_is_one_readable_line(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(files.WriteError) as caught:
+        files.write_json(tmp_path / "summary.json", dict(x=1))
+    assert str(caught.value) == f"no space left on device (writing {tmp_path / 'summary.json'})"
+    assert os.listdir(tmp_path) == []  # no temp file left behind
