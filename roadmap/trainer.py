@@ -239,7 +239,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             files.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
             _log(run_dir, f"resumed from the checkpoint at kimg {nimg / 1000:g} (tick {tick})")
     elif writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(run_dir)
         files.write_text(run_dir / "metrics.jsonl", "")
         files.write_text(run_dir / "log.txt", f"# {run_dir.name}: resolved settings\n" + yaml.safe_dump(resolved, sort_keys=False))
     if writer:
@@ -353,7 +353,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         generator_ema.eval()
         kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
         metrics = data.evaluate(sample, **kwargs)
-        (run_dir / "samples").mkdir(exist_ok=True)
+        files.make_dirs(run_dir / "samples")
         data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
     summary = _summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
                        wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
@@ -452,7 +452,7 @@ def run(config: RunConfig, run_dir, progress: bool = False) -> dict:
     except Exception as error:  # a failed run is a result, recorded with its reason
         summary = _summary(config, run_dir, "failed", reason=failure_reason(error), traceback=traceback.format_exc())
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            files.make_dirs(run_dir)
             files.write_json(run_dir / "summary.json", summary)
             _log(run_dir, f"failed: {summary['reason']}")
         except OSError:  # e.g. the disk is still full: the summary goes to the caller, which records what it can

@@ -20,6 +20,7 @@ from stackedmnist import metrics
 EVAL_SAMPLES = 26_000  # the PacGAN/VEEGAN protocol scores 26,000 generated samples
 MNIST_PAD = 2  # pixels of zero padding on each side: 28 -> 32 (Progressive GAN dataset tool)
 NATIVE_RESOLUTION = 32
+REAL_FEATURE_SEED = 2024  # the real samples that fd_mnist_classifier compares against, fixed across runs
 
 
 def data_root(root=None) -> Path:
@@ -66,6 +67,7 @@ class StackedMNIST:
         self.digits = F.pad(digits, (MNIST_PAD,) * 4)  # uint8 [60000, 32, 32]
         self.resolution = resolution
         self.shape = (3, resolution, resolution)
+        self._real_feature_cache = {}
 
     def to_images(self, stacked: torch.Tensor) -> torch.Tensor:
         """uint8 [N, 3, 32, 32] -> float [N, 3, r, r] in [-1, 1]."""
@@ -77,18 +79,36 @@ class StackedMNIST:
     def sample_with_modes(self, batch_size: int, generator: torch.Generator):
         """(images [N, 3, r, r] in [-1, 1], modes int64 [N] = 100*d_R + 10*d_G + d_B)."""
         index = torch.randint(len(self.digits), (batch_size, 3), generator=generator)
-        return self.to_images(self.digits[index]), metrics.modes_from_digits(self.labels[index])
+        return self.to_images(self.digits[index.to(self.digits.device)]), metrics.modes_from_digits(self.labels[index])
 
     def sample(self, batch_size: int, generator: torch.Generator):
         return self.sample_with_modes(batch_size, generator)[0], None
 
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
-        """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy."""
-        from stackedmnist.classifier import classify, load_classifier
+        """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy, and
+        `fd_mnist_classifier`: the Frechet distance to n real samples in the mode classifier's feature
+        space (a FID-like number at CPU scale; never to be read as Inception FID)."""
+        from stackedmnist.classifier import classify, features, load_classifier
 
         model = load_classifier(self.root)
-        modes = metrics.modes_from_digits(classify(generate(n), model))
-        return dict(metrics.stacked_mnist_metrics(modes), classifier_accuracy=model.test_accuracy)
+        samples = generate(n)
+        modes = metrics.modes_from_digits(classify(samples, model))
+        distance = metrics.frechet_distance(features(samples, model), self._real_features(n, model))
+        return dict(metrics.stacked_mnist_metrics(modes), classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
+
+    def _real_features(self, n: int, model):
+        """Classifier features of n real samples drawn with a fixed seed (computed once per n)."""
+        from stackedmnist.classifier import features
+
+        if n not in self._real_feature_cache:
+            images, _ = self.sample_with_modes(n, torch.Generator().manual_seed(REAL_FEATURE_SEED))
+            self._real_feature_cache[n] = features(images.cpu(), model)
+        return self._real_feature_cache[n]
+
+    def to(self, device):
+        """Keep the digits on `device` so that batches are assembled there (indices still come from the CPU data RNG)."""
+        self.digits = self.digits.to(device)
+        return self
 
     def save_samples(self, samples: torch.Tensor, path) -> None:
         """An image grid PNG of samples [N, 3, r, r] in [-1, 1], written atomically."""

@@ -43,3 +43,12 @@ def stacked_mnist_metrics(modes: torch.Tensor) -> dict:
 def uniform_kl(k: int) -> float:
     """KL of a distribution spread evenly over k of the 1000 modes: log(1000 / k)."""
     return math.log(NUM_MODES / k)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Frechet distance between Gaussians fitted to features [N, F] and [M, F] (the FID formula, any feature space)."""
+    import numpy as np
+    from cleanfid.fid import frechet_distance as between_gaussians
+
+    a, b = (np.asarray(f, dtype=np.float64) for f in (features_a, features_b))
+    return float(between_gaussians(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
