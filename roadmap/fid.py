@@ -35,24 +35,17 @@ def register_feature_network(name: str, metric: str, factory) -> None:
     _feature_networks[name] = (metric, factory)
 
 
-def _stackedmnist_features():
-    from stackedmnist.classifier import features, load_classifier
-
-    model = load_classifier()
-    return lambda images: features(images, model)
-
-
-register_feature_network("stackedmnist", "fd_mnist_classifier", _stackedmnist_features)
-
-
 def feature_networks() -> list:
+    from roadmap.registry import load_plugins
+
+    load_plugins()  # tiers register their feature networks (e.g. stackedmnist's classifier)
     return sorted(_feature_networks)
 
 
 def metric_name(features=None) -> str:
     if features is None:
         return INCEPTION_METRIC
-    if features not in _feature_networks:
+    if features not in feature_networks():
         raise unknown("feature network", features, _feature_networks)
     return _feature_networks[features][0]
 

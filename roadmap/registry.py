@@ -15,16 +15,11 @@ from torch import nn
 from roadmap.errors import unknown
 from roadmap.losses import LossSpec
 
-# Modules whose import registers configurations and data sets; imported lazily on first lookup
-# so that `import roadmap` stays cheap and plug-in packages may import the registry itself.
-REGISTERING_MODULES = (
-    "roadmap.configs",
-    "roadmap.images",
-    "toy2d.models",
-    "toy2d.data",
-    "stackedmnist.data",
-    "stackedmnist.models",
-)
+# The library's own registering package, imported on first lookup; tiers (toy2d, stackedmnist) and
+# plug-in packages register through the `r3bench.plugins` entry-point group (pyproject.toml), so
+# the library layer never imports a tier and a plug-in needs no edit here.
+LIBRARY_MODULES = ("roadmap.configs", "roadmap.images")
+PLUGIN_GROUP = "r3bench.plugins"
 
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
@@ -111,16 +106,21 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kin
     return decorate
 
 
-def _load_all() -> None:
+def load_plugins() -> None:
+    """Import the library's registering modules and every `r3bench.plugins` entry point, once per process."""
     global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in REGISTERING_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as error:
-                if error.name != module:  # a real import error inside an existing module
-                    raise
+    if _loaded:
+        return
+    _loaded = True
+    from importlib.metadata import entry_points
+
+    for module in LIBRARY_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        entry.load()
+
+
+_load_all = load_plugins
 
 
 def list_models() -> list[str]:
