@@ -75,6 +75,13 @@ register_objective(Objective(
     generator_needs_real=True, f_prime_at_zero=0.5, description="relativistic pairing GAN (paper eq. 2)"))
 
 
+# hinge (Lim & Ye 2017; BigGAN): D: relu(1 - D(x)) + relu(1 + D(G(z))); G: -D(G(z)). Not in the
+# paper; here because a loss is one entry. Near t = 0 its D loss has slope 1, so f'(0) = 1.
+register_objective(Objective(
+    "hinge", lambda real, fake: F.relu(1 - real) + F.relu(1 + fake), lambda real, fake: -fake,
+    generator_needs_real=False, f_prime_at_zero=1.0, description="hinge loss (not in the paper)"))
+
+
 def discriminator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """D's loss per sample [N] from logits real [N] and fake [N], for the registered objective's name."""
     return get_objective(objective).discriminator(real_logits, fake_logits)

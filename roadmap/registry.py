@@ -7,6 +7,7 @@ the loss the configuration was defined with. Data sets register under an explici
 """
 import dataclasses
 import importlib
+import inspect
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -153,6 +154,14 @@ def dataset_kind(name: str) -> Optional[str]:
     """The registered kind of data set `name` (one of DATASET_KINDS), or None for an unknown name."""
     _load_all()
     return _dataset_kinds.get(name)
+
+
+def dataset_options(name: str) -> set:
+    """The keyword options data set `name`'s builder takes (e.g. whether it can honour `xflip`)."""
+    load_plugins()
+    if name not in _dataset_builders:
+        raise unknown("data set", name, _dataset_builders)
+    return set(inspect.signature(_dataset_builders[name]).parameters)
 
 
 def check_dataset(name: str, **options) -> None:

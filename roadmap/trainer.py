@@ -146,6 +146,13 @@ def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL
     return torch.cat(chunks)
 
 
+def set_tf32(device: torch.device, enabled: bool) -> None:
+    """TF32 matmuls and convolutions on CUDA: off unless asked (the official loop turns them off for accuracy)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
 def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
     """The 'bgc' augmentation at this step's probability (cosine ramp over the burn-in), or the identity at p = 0."""
     p = cosine_ramp(config.augment_p, nimg, burn_in_nimg)
@@ -207,8 +214,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     writer = rank == 0
     if config.threads:
         torch.set_num_threads(config.threads)
-    if device.type == "cuda":  # the official loop turns TF32 off for accuracy; an option turns it on
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
+    set_tf32(device, config.tf32)
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
     loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})

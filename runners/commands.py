@@ -41,7 +41,8 @@ def register(subparsers) -> None:
 
 def run_list(args) -> int:
     from roadmap.presets import PRESETS
-    from roadmap.registry import list_datasets, list_models, model_builder
+    from roadmap.losses import get_objective, list_objectives
+    from roadmap.registry import dataset_kind, list_datasets, list_models, model_builder
     from runners.experiment import bundled_experiments, load_experiment
 
     models = {}
@@ -49,15 +50,18 @@ def run_list(args) -> int:
         doc = (model_builder(name).__doc__ or "").strip().splitlines()
         models[name] = doc[0] if doc else ""
     experiments = {name: load_experiment(name).description for name in bundled_experiments()}
-    listing = dict(configurations=models, presets=list(PRESETS), datasets=list_datasets(), experiments=experiments)
+    losses = {name: get_objective(name).description for name in list_objectives()}
+    datasets = {name: dataset_kind(name) for name in list_datasets()}
+    listing = dict(configurations=models, losses=losses, presets=list(PRESETS), datasets=datasets, experiments=experiments)
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
     print("configurations (r3bench params --config NAME --preset P):")
     for name, line in models.items():
         print(f"  {name:<14} {line}")
+    print("losses (loss=NAME):", ", ".join(f"{name} ({line})" for name, line in losses.items()))
     print("presets (Table 9):", ", ".join(PRESETS))
-    print("data sets:", ", ".join(listing["datasets"]))
+    print("data sets:", ", ".join(f"{name} ({kind})" for name, kind in datasets.items()))
     print("experiments (r3bench run NAME):")
     width = max(map(len, experiments), default=0)
     for name, line in experiments.items():
@@ -127,7 +131,7 @@ def run_experiment(args) -> int:
             state = describe_state(spec)
             c = spec.config
             print(f"  {spec.experiment}/{spec.name}  [{state}]  model={c.model} dataset={c.dataset} "
-                  f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch}")
+                  f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch} device={c.device}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
         return 0

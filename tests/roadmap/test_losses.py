@@ -81,3 +81,18 @@ def test_bad_loss_specs_name_the_field(spec, field):
         check_loss_spec(*spec)
     with pytest.raises(ConfigError):
         discriminator_loss("wgan", torch.zeros(1), torch.zeros(1))
+
+
+def test_hinge_entry_matches_its_definition():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.5])
+    assert torch.equal(discriminator_loss("hinge", real, fake), torch.tensor([0.0, 0.5, 2.0]) + torch.tensor([0.0, 1.0, 2.5]))
+    assert torch.equal(generator_loss("hinge", real, fake), -fake)
+
+
+def test_registry_metadata_and_unknown_name():
+    from roadmap.losses import get_objective, list_objectives
+
+    assert {"gan", "rpgan", "hinge"} <= set(list_objectives())
+    assert get_objective("rpgan").generator_needs_real and not get_objective("gan").generator_needs_real
+    with pytest.raises(ConfigError, match="did you mean 'rpgan'"):
+        get_objective("rpgn")

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from roadmap.losses import list_objectives
 from runners.cli import main
 from toy2d.dirac import analyse, trajectory
 
@@ -13,9 +14,18 @@ def rows(result):
     return {(row["loss"], row["penalty"]): row for row in result["results"]}
 
 
-def test_unregularized_eigenvalues_are_plus_minus_half_i():
+def test_unregularized_eigenvalues_are_plus_minus_f_prime_i():
+    """+-f'(0) i: 1/2 for f(t) = -softplus(-t) (GAN, RpGAN), 1 for the hinge loss."""
+    slopes = {"gan": 0.5, "rpgan": 0.5, "hinge": 1.0}
     for row in analyse(0.0)["results"]:
-        assert np.allclose(row["eigenvalues"], [[0.0, -0.5], [0.0, 0.5]], atol=1e-6)
+        s = slopes[row["loss"]]
+        assert np.allclose(row["eigenvalues"], [[0.0, -s], [0.0, s]], atol=1e-6), row
+
+
+def test_hinge_with_r1_at_gamma_two_is_critically_damped():
+    """c = 2, f'(0) = 1: -c/2 +- sqrt(c^2/4 - 1) = -1 (double root), measured through the hinge entry."""
+    row = rows(analyse(2.0))[("hinge", "r1")]
+    assert np.allclose(row["eigenvalues"], [[-1.0, 0.0], [-1.0, 0.0]], atol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["gan", "rpgan"])
@@ -36,7 +46,7 @@ def test_every_penalty_matches_closed_form_across_gammas():
 def test_cli_json_contract(capsys):
     assert main(["dirac", "--gamma", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["gamma"] == 2.0 and len(result["results"]) == 8
+    assert result["gamma"] == 2.0 and len(result["results"]) == 4 * len(list_objectives())  # 4 penalty sets per loss
     assert set(result["results"][0]) == {"loss", "penalty", "eigenvalues", "closed_form"}
 
 
