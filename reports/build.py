@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, negative
-from reports.collect import TOY_DATASETS, Results, collect
+from reports.catalog import all_tables, unclaimed_table
+from reports.collect import Results, collect
 from reports.tables import (
-    all_tables,
+    kind_mask,
     provenance_table,
     render_html,
     render_latex,
@@ -66,7 +67,7 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
         made.append((name, title))
 
     # Figure 1 and the gradient norms: Table 1 runs (negative-result runs have their own figures).
-    groups_by_experiment = _by_experiment(runs, table1_mask(runs) & ~negative.negative_mask(runs) if len(runs) else [])
+    groups_by_experiment = _by_experiment(runs, table1_mask(runs) if len(runs) else [])
     for experiment, part in groups_by_experiment:
         groups = table1_groups(part)
         if not groups:
@@ -78,7 +79,7 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
              _name("grad-norms", experiment, len(groups_by_experiment)), f"D input-gradient norm, real vs fake{suffix}")
 
     # Toy 2-D sample grids: data set x loss.
-    toy = _by_experiment(runs, runs["dataset"].isin(TOY_DATASETS) if len(runs) else [])
+    toy = _by_experiment(runs, kind_mask(runs, "toy_mixture", "toy_curve") if len(runs) else [])
     for experiment, part in toy:
         entries = []
         for keys, group in part.groupby(["dataset", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
@@ -91,7 +92,7 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
              _name("toy-samples", experiment, len(toy)), f"2-D toy samples, data set x loss ({experiment})")
 
     # Stacked MNIST sample grids and mode histograms.
-    mnist = _by_experiment(runs, runs["dataset"].eq("stackedmnist") if len(runs) else [])
+    mnist = _by_experiment(runs, kind_mask(runs, "stackedmnist") if len(runs) else [])
     for experiment, part in mnist:
         entries = []
         for keys, group in part.groupby(["model", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
@@ -160,6 +161,12 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
         md += [f"- {line}" for line in _problem_lines(results)] + [""]
     negative_sections = negative.report_sections(results, out_dir)
+    unclaimed = unclaimed_table(results.runs)
+    if unclaimed is not None:
+        files.write_text(out_dir / "tables" / "unclaimed.md", render_markdown(unclaimed))
+        md += ["## Unclaimed runs", "", f"**Warning:** {len(unclaimed.cells)} run(s) feed no table of this report: their "
+               "experiment file declares no `feeds:` that a table knows, so they appear in no table or verdict.", "",
+               render_markdown(unclaimed)]
     md += ["## Tables", ""]
     if not tables:
         md += ["No table has data yet.", ""]
@@ -206,6 +213,9 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
             data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
             body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
                         f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    if unclaimed is not None:
+        body += ["<h2>Unclaimed runs</h2>", f"<p><b>Warning:</b> {len(unclaimed.cells)} run(s) feed no table of this report.</p>",
+                 render_html(unclaimed)]
     if provenance is not None:
         body += ["<h2>Provenance</h2>", render_html(provenance)]
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"

@@ -15,7 +15,6 @@ import yaml
 
 from roadmap import files
 
-TOY_DATASETS = ("25gaussians", "ring8", "circle", "line")
 # Summary keys copied into the run row (the config's own `device` field becomes `device_requested`).
 SUMMARY_KEYS = ("reason", "kimg", "diverged_kimg", "wall_seconds", "device", "git_commit", "config_hash", "torch")
 

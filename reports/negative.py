@@ -56,7 +56,7 @@ class Check:
 
 @dataclasses.dataclass
 class Section:
-    name: str  # bundled experiment; also matches its includes (lazy-reg/lazy-reg-config-e)
+    name: str  # the `feeds` name its experiments declare (lazy-reg and its includes)
     title: str
     claim: str  # quoted from FACTS.md (Appendix E)
     column: str  # run-table column holding the variant
@@ -146,14 +146,10 @@ def combine(verdicts: list) -> str:
 # From the runs table.
 
 def section_runs(runs: pd.DataFrame, section: Section) -> pd.DataFrame:
-    """Runs whose experiment path has a component equal to the section name (or `<name>-...`, its includes)."""
-    if not len(runs):
-        return runs
-
-    def belongs(experiment) -> bool:
-        return any(part == section.name or part.startswith(section.name + "-") for part in str(experiment).split("/"))
-
-    return runs[runs["experiment"].apply(belongs)]
+    """Runs whose experiment declared that it feeds this section (config.yaml's `feeds`)."""
+    if not len(runs) or "feeds" not in runs:
+        return runs.iloc[0:0]
+    return runs[runs["feeds"] == section.name]
 
 
 def negative_mask(runs: pd.DataFrame) -> pd.Series:

@@ -25,9 +25,9 @@ from reports.stats import mean_ci
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 DIVERGED = "diverged/total"  # pseudo-metric: k/n seeds diverged
-ROADMAP_IDS = ("A", "B", "C1", "C", "D1", "D", "E1", "E")
-MIXTURES = ("25gaussians", "ring8")
-CURVES = ("circle", "line")
+# What each table claims: runs are chosen by the `feeds` their experiment file declares (recorded
+# in config.yaml), never by model, loss or folder names; data sets by their registered kind.
+TABLE_FEEDS = ("table1", "table2", "table3", "toy2d-ablation")
 CI_NOTE = ("Ours: mean ± half-width of the 95% Student-t confidence interval over seeds (n = seeds that "
            "finished without diverging); Fail (k/n): k of n finished seeds diverged.")
 SINGLE_SEED = "single seed (n=1): no confidence interval"
@@ -304,10 +304,11 @@ def render_html(table: Table) -> str:
 def per_experiment(runs: pd.DataFrame, keep: pd.Series, make_spec: Callable[[pd.DataFrame, str], TableSpec]) -> list:
     """Build one table per experiment holding runs where `keep`; names get the experiment when several."""
     selected = runs[keep] if len(runs) else runs
-    experiments = sorted(selected["experiment"].astype(str).unique()) if len(selected) else []
+    top = selected["experiment"].astype(str).str.split("/").str[0] if len(selected) else None  # includes join their parent
+    experiments = sorted(top.unique()) if len(selected) else []
     tables = []
     for experiment in experiments:
-        part = selected[selected["experiment"].astype(str) == experiment]
+        part = selected[top == experiment]
         spec = make_spec(part, experiment)
         if len(experiments) > 1:
             spec = dataclasses.replace(spec, name=f"{spec.name}-{slug(experiment)}")
@@ -360,9 +361,21 @@ def _real_for(real: dict, experiment: str) -> Optional[dict]:
     return real.get(experiment) or (next(iter(real.values())) if real else None)
 
 
+def feeds_mask(runs: pd.DataFrame, *names) -> pd.Series:
+    """Runs whose experiment declared that it feeds one of `names` (config.yaml's `feeds`)."""
+    return _column(runs, "feeds").isin(names)
+
+
+def kind_mask(runs: pd.DataFrame, *kinds) -> pd.Series:
+    """Runs on a data set of one of the registered `kinds` (roadmap.registry.DATASET_KINDS)."""
+    from roadmap.registry import dataset_kind
+
+    return _column(runs, "dataset").map(lambda name: dataset_kind(str(name))).isin(kinds)
+
+
 def table1_mask(runs: pd.DataFrame) -> pd.Series:
-    """Runs that belong in Table 1: Stacked MNIST, a test-bed network (not a roadmap config), no lazy penalty."""
-    return (_column(runs, "dataset") == "stackedmnist") & ~_column(runs, "model").isin(ROADMAP_IDS) & _lazy_one(runs)
+    """Runs that feed Table 1 (and Figure 1)."""
+    return feeds_mask(runs, "table1")
 
 
 def table1_groups(runs: pd.DataFrame) -> list:
@@ -414,12 +427,14 @@ def _params_cell(count, error_note: str) -> Cell:
 def table2(runs: pd.DataFrame) -> list:
     """Roadmap rows A..E: FID (or offline feature distances, by their own names) and G/D parameter counts."""
     paper = paper_numbers()["table2"]
-    keep = _column(runs, "model").isin(ROADMAP_IDS)
+    keep = feeds_mask(runs, "table2")
 
     def make_spec(part, experiment):
         distances = sorted(c[len("metric."):] for c in part.columns
                            if c.startswith("metric.fd_") and part[c].notna().any())
-        metrics = [Metric("fid", "FID", 3, paper=True)] + [Metric(key, key, 3) for key in distances]
+        coverage = [Metric(key, label, digits) for key, label, digits in (("modes", "Modes", 1), ("kl", "KL", 3))
+                    if f"metric.{key}" in part.columns and part[f"metric.{key}"].notna().any()]
+        metrics = [Metric("fid", "FID", 3, paper=True)] + [Metric(key, key, 3) for key in distances] + coverage
         rows = []
         for r in paper["rows"]:
             counts = parameter_counts(r["id"])
@@ -445,7 +460,7 @@ def table2(runs: pd.DataFrame) -> list:
 def table3(runs: pd.DataFrame, real: Optional[dict] = None) -> list:
     """Our Config E on Stacked MNIST beside the literature rows of Table 3 and the real-data ceiling."""
     paper = paper_numbers()["table3"]
-    keep = (_column(runs, "dataset") == "stackedmnist") & (_column(runs, "model") == paper["ours"]["model"])
+    keep = feeds_mask(runs, "table3")
 
     def make_spec(part, experiment):
         rows = [Row(label=r["label"], paper=dict(modes=r["modes"], kl=r["kl"])) for r in paper["rows"]]
@@ -472,19 +487,19 @@ def _toy_label(match: dict) -> str:
 def toy_tables(runs: pd.DataFrame) -> list:
     """Toy 2-D results per data set x loss x penalties x lazy interval (mixtures and curves apart)."""
     tables = []
-    dataset = _column(runs, "dataset")
-    for name, datasets, metrics in (
-        ("toy-mixtures", MIXTURES, [Metric("modes", "Modes", 1), Metric("modes_strict", "Modes (strict)", 1),
+    for name, kind, metrics in (
+        ("toy-mixtures", "toy_mixture", [Metric("modes", "Modes", 1), Metric("modes_strict", "Modes (strict)", 1),
                                     Metric("hq_fraction", "HQ fraction", 3), Metric("kl", "KL", 3)]),
-        ("toy-curves", CURVES, [Metric("support_distance", "Support distance", 4), Metric("coverage", "Coverage", 3),
+        ("toy-curves", "toy_curve", [Metric("support_distance", "Support distance", 4), Metric("coverage", "Coverage", 3),
                                 Metric("kl", "KL", 3)]),
     ):
         def make_spec(part, experiment, name=name, metrics=metrics):
+            datasets = sorted(part["dataset"].astype(str).unique())
             return TableSpec(name=name, caption=f"2-D toy data: {', '.join(datasets)}", row_header="Data, loss",
                              rows=group_rows(part, TOY_GROUPS, _toy_label), split_by=("gamma", "model"),
                              metrics=metrics + [Metric(DIVERGED, "Diverged/total")])
 
-        tables += per_experiment(runs, dataset.isin(datasets), make_spec)
+        tables += per_experiment(runs, feeds_mask(runs, "toy2d-ablation") & kind_mask(runs, kind), make_spec)
     return tables
 
 
@@ -527,16 +542,3 @@ def provenance_table(runs: pd.DataFrame) -> Optional[Table]:
                      Cell(text=fmt(run.get("device"))), Cell(text=fmt(run.get("git_commit"))),
                      Cell(text=fmt(run.get("config_hash")))])
     return Table("provenance", "Provenance of every run", header, pd.DataFrame(rows, columns=header), align="lllrrlll")
-
-
-def all_tables(results) -> list:
-    """Every table the collected results have data for; Appendix E negative-result runs get their own
-    tables (reports/negative.py) and stay out of the paper's Tables 1-3 and the toy tables."""
-    from reports.negative import negative_mask, negative_tables
-
-    runs = results.runs
-    if len(runs):
-        runs = runs[~negative_mask(runs)]
-    return (table1(runs, results.real) + table2(runs) + table3(runs, results.real) + toy_tables(runs)
-            + dirac_table(results.dirac) + negative_tables(results))
-

@@ -101,7 +101,7 @@ def accuracy(model: DigitClassifier, digits: torch.Tensor, labels: torch.Tensor,
 
 def train_classifier(root=None, recipe: dict = RECIPE, progress: bool = True) -> DigitClassifier:
     """Train the classifier from scratch (deterministic for the recipe's seed and thread count)."""
-    from stackedmnist.data import load_mnist
+    from stackedmnist.mnist import load_mnist
     from tqdm import tqdm
 
     train_digits, train_labels = load_mnist(root, train=True)

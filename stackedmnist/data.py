@@ -6,9 +6,6 @@ zero-padded from 28x28 to 32x32 by 2 pixels on every side, the convention of the
 dataset tool (`create_mnistrgb`), and scaled to [-1, 1]. An optional smaller `resolution` (CPU
 presets) downsamples bilinearly (antialiased); the classifier scales samples back up to read them.
 """
-import functools
-import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -16,35 +13,12 @@ import torch.nn.functional as F
 from roadmap.errors import ConfigError
 from roadmap.registry import register_dataset
 from stackedmnist import metrics
+from stackedmnist.mnist import data_root, load_mnist  # noqa: F401  (load_mnist: part of this module's API)
 
 EVAL_SAMPLES = 26_000  # the PacGAN/VEEGAN protocol scores 26,000 generated samples
 MNIST_PAD = 2  # pixels of zero padding on each side: 28 -> 32 (Progressive GAN dataset tool)
 NATIVE_RESOLUTION = 32
 REAL_FEATURE_SEED = 2024  # the real samples that fd_mnist_classifier compares against, fixed across runs
-
-
-def data_root(root=None) -> Path:
-    """The MNIST root: `root` if given, else $R3BENCH_DATA; ConfigError when neither holds MNIST/raw."""
-    root = root or os.environ.get("R3BENCH_DATA")
-    if not root:
-        raise ConfigError("dataset_args.root: no MNIST root given; set R3BENCH_DATA, dataset_args.root or --data-root "
-                          "(a folder holding MNIST/raw/*-ubyte)")
-    if not (Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-        raise ConfigError(f"dataset_args.root: no MNIST under {str(root)!r} (expected MNIST/raw/train-images-idx3-ubyte)")
-    return Path(root)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(root: str, train: bool):
-    from torchvision.datasets import MNIST
-
-    mnist = MNIST(root, train=train, download=False)
-    return mnist.data.contiguous(), mnist.targets.long()
-
-
-def load_mnist(root=None, train: bool = True):
-    """MNIST digits uint8 [N, 28, 28] and labels int64 [N] (read once per process)."""
-    return _load(str(data_root(root)), train)
 
 
 def check_options(root=None, resolution: int = NATIVE_RESOLUTION) -> None:

@@ -106,7 +106,7 @@ def test_empty_and_corrupt_results_give_readable_report(tmp_path):
 
     corrupt = tmp_path / "corrupt" / "exp" / "run0"
     corrupt.mkdir(parents=True)
-    (corrupt / "config.yaml").write_text("model: small_resnet\ndataset: stackedmnist\nloss: gan\npenalties: [r1]\nseed: 0\n")
+    (corrupt / "config.yaml").write_text("model: small_resnet\ndataset: stackedmnist\nloss: gan\npenalties: [r1]\nseed: 0\nfeeds: table1\n")
     (corrupt / "summary.json").write_text('{"status": "compl')
     text = build_report(tmp_path / "corrupt", tmp_path / "out").read_text()
     assert "## Problems" in text and "`exp/run0`: summary.json unreadable (JSONDecodeError" in text
@@ -122,3 +122,28 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "out" / "report.md").exists()
     with pytest.raises(ConfigError):
         build_report(tmp_path / "missing")
+
+
+def test_each_table_holds_exactly_the_runs_its_experiment_declares(make_run):
+    """table1, table2 and table3 runs side by side (all Stacked MNIST, overlapping models and losses) plus an
+    experiment that feeds nothing known: each table takes only its own, the unknown one is listed, never placed."""
+    from reports.catalog import all_tables, unclaimed_runs
+    from reports.tables import render_markdown
+
+    for seed in range(3):
+        make_run("table1", f"rpgan-r1r2-s{seed}", seed=seed, metrics=dict(modes=700.0 + seed, kl=2.0))
+        make_run("table2", f"E-s{seed}", model="E", seed=seed, metrics=dict(modes=300.0 + seed, kl=4.0, fd_mnist_classifier=50.0))
+        make_run("table3", f"E-s{seed}", model="E", seed=seed, metrics=dict(modes=900.0 + seed, kl=0.5))
+        make_run("mystery", f"E-s{seed}", model="E", seed=seed, feeds="table9", metrics=dict(modes=1.0, kl=9.0))
+    results = collect(make_run.root)
+    tables = {t.name: render_markdown(t) for t in all_tables(results)}
+    assert "| RpGAN + R1 + R2 | 1000 | 701.0" in tables["table1"]  # mean of 700, 701, 702
+    assert "302.0" not in tables["table1"] and "901.0" not in tables["table1"]
+    e_row = [line for line in tables["table2"].splitlines() if line.startswith("| E: + inverted bottleneck")][0]
+    assert "301.0" in e_row and "50.000" in e_row and "901.0" not in tables["table2"]
+    ours = [line for line in tables["table3"].splitlines() if line.startswith("| Ours")][0]
+    assert "901.0" in ours and "301.0" not in tables["table3"]
+    assert not any("9.0" in line and "1.0 ±" in line for text in tables.values() for line in text.splitlines())
+    assert sorted(unclaimed_runs(results.runs)["run"]) == ["E-s0", "E-s1", "E-s2"]
+    text = build_report(make_run.root).read_text()
+    assert "## Unclaimed runs" in text and "| mystery | E-s0 | table9 | completed |" in text

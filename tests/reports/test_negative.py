@@ -15,7 +15,7 @@ from reports.negative import (
     evaluate_section,
     section_runs,
 )
-from reports.tables import all_tables
+from reports.catalog import all_tables
 
 LAZY = next(s for s in SECTIONS if s.name == "lazy-reg")
 PRECISION = next(s for s in SECTIONS if s.name == "precision")

@@ -6,6 +6,8 @@ import re
 import numpy as np
 import pytest
 
+from roadmap.losses import list_objectives
+
 from reports import tables
 from reports.collect import collect
 from reports.stats import mean_ci, t_quantile
@@ -200,7 +202,7 @@ def test_dirac_table():
     (table,) = tables.dirac_table([dict(analyse(1.0), experiment="quick"), dict(analyse(0.0), experiment="quick")])
     markdown = render_markdown(table)
     rows = [line.strip("|").split(" | ") for line in markdown.splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 2 * 2 * 4
+    assert len(rows) == 2 * len(list_objectives()) * 4  # 2 gammas x losses x 4 penalty sets
     by_key = {(r[0].strip(), r[1], r[2]): r for r in rows}
     unpenalized = by_key[("0", "rpgan", "none")]
     assert unpenalized[4] == "+0.0000-0.5000i, +0.0000+0.5000i" and unpenalized[5].strip().startswith("no")
