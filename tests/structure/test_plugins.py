@@ -56,6 +56,11 @@ def test_plugin_runs_in_a_dry_run_and_trains(plugin, tmp_path, capsys):
     assert main(["run", str(experiment), "--out", str(tmp_path / "results"), "--executor", "debug"]) == 0
     summary = json.loads((tmp_path / "results" / "plugin" / "seed0" / "summary.json").read_text())
     assert summary["status"] == "completed" and 0 <= summary["metrics"]["modes"] <= 3
+    from reports.build import build_report
+
+    report = build_report(tmp_path / "results", tmp_path / "report").read_text()
+    row = [line for line in report.splitlines() if line.startswith("| ring3, least_squares + r1 ")]
+    assert len(row) == 1 and row[0].endswith("| 0/2 |")  # the toy table, by the data set's kind; 0 of 2 seeds diverged
 
 
 def test_plugin_loss_is_in_the_dirac_analysis(plugin):
