@@ -65,44 +65,92 @@ def _finite(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame[np.isfinite(values) & (values > 0)].assign(**{column: values})
 
 
+def _group_label(label: str, runs: pd.DataFrame) -> str:
+    """A curve's legend label names the network as well as the loss (e.g. "RpGAN + R1 + R2, small_resnet")."""
+    models = sorted(str(m) for m in runs["model"].dropna().unique()) if "model" in runs else []
+    return f"{label}, {'/'.join(models)}" if models else label
+
+
+def _is_r1_only(runs: pd.DataFrame) -> bool:
+    return "penalties" in runs and set(runs["penalties"].astype(str)) == {"r1"}
+
+
+def _long_ticks(ticks: pd.DataFrame, groups: list, columns: tuple) -> pd.DataFrame:
+    """One row per (group, run, tick) with `columns` finite and > 0, labelled for seaborn."""
+    frames = []
+    for label, runs in groups:
+        name = _group_label(label, runs)
+        for _, run in runs.iterrows():
+            frame = _run_ticks(ticks, run["run_dir"])
+            for column in columns:
+                part = _finite(frame, column)
+                if len(part):
+                    frames.append(pd.DataFrame(dict(kimg=part["kimg"].astype(float), value=part[column].astype(float),
+                                                    variant=name, quantity=column, run=run["run_dir"])))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kimg", "value", "variant", "quantity", "run"])
+
+
+def _mark_diverged(ax, ticks: pd.DataFrame, groups: list, column: str, colors: dict) -> bool:
+    """An X at the last finite tick of every diverged run; True when there was one."""
+    any_diverged = False
+    for label, runs in groups:
+        for _, run in runs[runs["status"] == "diverged"].iterrows() if "status" in runs else []:
+            part = _finite(_run_ticks(ticks, run["run_dir"]), column)
+            if len(part):
+                ax.scatter(part["kimg"].iloc[-1:], part[column].iloc[-1:], color=colors[_group_label(label, runs)],
+                           **DIVERGED_MARKER)
+                any_diverged = True
+    return any_diverged
+
+
+def _curves(ax, data: pd.DataFrame, groups: list, quantity_styles: dict = None):
+    """Mean over seeds with a 95% confidence band (seaborn), one colour per variant; R1-only variants dashed
+    (or, with quantity_styles, a line style per quantity)."""
+    names = [_group_label(label, runs) for label, runs in groups]
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    dashed = {_group_label(label, runs) for label, runs in groups if _is_r1_only(runs)}
+    if quantity_styles:
+        style, dashes = "quantity", {q: quantity_styles[q] for q in data["quantity"].unique()}
+    else:
+        style = "variant"
+        dashes = {name: (4, 2) if name in dashed else "" for name in names if name in set(data["variant"])}
+    if len(data):
+        with matplotlib.rc_context(STYLE):
+            sns.lineplot(data=data, x="kimg", y="value", hue="variant", style=style, dashes=dashes, palette=colors,
+                         estimator="mean", errorbar=("ci", 95), n_boot=500, seed=0, ax=ax, lw=1.2)
+    return colors
+
+
+def _finish(ax, any_diverged: bool, ylabel: str, title: str) -> None:
+    if any_diverged:
+        ax.scatter([], [], color="white", label="diverged (last finite tick)", **DIVERGED_MARKER)
+    handles, labels = ax.get_legend_handles_labels()
+    keep = [(h, lab) for h, lab in zip(handles, labels) if lab not in ("variant", "quantity")]
+    ax.legend([h for h, _ in keep], [lab for _, lab in keep], loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set(yscale="log", xlabel="kimg (thousands of real images shown to D)", ylabel=ylabel, title=title)
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 2, 3, 0.5 rather than 2x10^0
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.tick_params(labelsize=8)
+
+
 def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)"):
-    """G loss over kimg on a log scale: one colour per group [(label, runs DataFrame)], a thin line per
-    seed, an X where a run diverged (its last finite tick). Returns (fig, ax)."""
-    fig, ax = _figure(figsize=(4.8, 3.2))
-    for index, (label, runs) in enumerate(groups):
-        color = PALETTE[index % len(PALETTE)]
-        for seed_index, (_, run) in enumerate(runs.iterrows()):
-            frame = _finite(_run_ticks(ticks, run["run_dir"]), "loss_G")
-            if not len(frame):
-                continue
-            ax.plot(frame["kimg"], frame["loss_G"], color=color, label=label if seed_index == 0 else None, **SEED_LINE)
-            if run.get("status") == "diverged":
-                ax.scatter(frame["kimg"].iloc[-1:], frame["loss_G"].iloc[-1:], color=color, **DIVERGED_MARKER)
-    ax.set(yscale="log", xlabel="kimg", ylabel="G loss", title=title)
-    ax.scatter([], [], color="white", label="diverged", **DIVERGED_MARKER)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    """Figure 1: G loss over kimg (log scale), mean over seeds with a 95% band per variant [(label, runs)];
+    R1-only variants dashed; an X where a run diverged. Returns (fig, ax)."""
+    fig, ax = _figure(figsize=(5.6, 3.2))
+    colors = _curves(ax, _long_ticks(ticks, groups, ("loss_G",)), groups)
+    _finish(ax, _mark_diverged(ax, ticks, groups, "loss_G", colors), "G loss", title)
     return fig, ax
 
 
 def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input-gradient norm"):
-    """Mean ||grad_x D|| on real (solid) and fake (dashed) samples over kimg, log scale; returns (fig, ax)."""
-    fig, ax = _figure(figsize=(4.8, 3.2))
-    for index, (label, runs) in enumerate(groups):
-        color = PALETTE[index % len(PALETTE)]
-        for seed_index, (_, run) in enumerate(runs.iterrows()):
-            frame = _run_ticks(ticks, run["run_dir"])
-            for column, style in (("grad_norm_real", "-"), ("grad_norm_fake", "--")):
-                part = _finite(frame, column)
-                if len(part):
-                    ax.plot(part["kimg"], part[column], style, color=color,
-                            label=label if seed_index == 0 and column == "grad_norm_real" else None, **SEED_LINE)
-            fake = _finite(frame, "grad_norm_fake")
-            if run.get("status") == "diverged" and len(fake):
-                ax.scatter(fake["kimg"].iloc[-1:], fake["grad_norm_fake"].iloc[-1:], color=color, **DIVERGED_MARKER)
-    ax.plot([], [], "-", color="0.3", label="real")
-    ax.plot([], [], "--", color="0.3", label="fake")
-    ax.set(yscale="log", xlabel="kimg", ylabel=r"mean $\|\nabla_x D\|$", title=title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    """Mean ||grad_x D|| on real (solid) and fake (dashed) samples over kimg, log scale, mean over seeds with
+    a 95% band per variant; returns (fig, ax)."""
+    fig, ax = _figure(figsize=(5.6, 3.2))
+    data = _long_ticks(ticks, groups, ("grad_norm_real", "grad_norm_fake"))
+    data["quantity"] = data["quantity"].map({"grad_norm_real": "real", "grad_norm_fake": "fake"})
+    colors = _curves(ax, data, groups, quantity_styles={"real": "", "fake": (4, 2)})
+    _finish(ax, _mark_diverged(ax, ticks, groups, "grad_norm_fake", colors), r"mean $\|\nabla_x D\|$", title)
     return fig, ax
 
 

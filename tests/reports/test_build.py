@@ -91,9 +91,20 @@ def test_figure1_marks_divergence(make_run):
     groups = table1_groups(results.runs[results.runs["experiment"] == "table1"])
     fig, ax = figures.plot_generator_loss(results.ticks, groups)
     assert ax.get_yscale() == "log"
-    assert len(ax.lines) == 3  # two seeds of rpgan+r1+r2, one of rpgan+r1
-    marked = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
-    assert len(marked) == 1 and tuple(marked[0][0]) == (1.0, 2.0)  # last finite tick of the diverged run
+    curves = [line for line in ax.lines if len(line.get_xdata())]
+    assert len(curves) == 2  # one mean curve per variant (rpgan+r1+r2 over two seeds, rpgan+r1)
+    styles = {line.get_label(): line.get_linestyle() for line in ax.get_legend().get_lines()}
+    assert styles["RpGAN + R1, small_resnet"] == "--" and styles["RpGAN + R1 + R2, small_resnet"] == "-"  # R1-only dashed
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "diverged (last finite tick)" in texts
+    from matplotlib.collections import PathCollection
+
+    marked = [tuple(c.get_offsets()[0]) for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    assert marked == [(1.0, 2.0)]  # last finite tick of the diverged run
+    plt.close(fig)
+    finished = [(label, runs[runs["status"] != "diverged"]) for label, runs in groups]
+    fig, ax = figures.plot_generator_loss(results.ticks, [(label, runs) for label, runs in finished if len(runs)])
+    assert "diverged (last finite tick)" not in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
 
 
