@@ -1,43 +1,28 @@
-"""Seed statistics for the report tables: mean and 95% Student-t confidence interval (paper Tables 1-3).
+"""Seed statistics for the report tables (paper Tables 1-3) and the stability map (issue 15).
 
-The t quantile is computed here (closed-form Student-t CDF for integer degrees of freedom,
-inverted by bisection) so that the report needs no SciPy.
+Mean with a Student-t interval over seeds; Wilson interval for a rate such as "diverged in k
+of n seeds"; percentile bootstrap interval for a median; exact McNemar test for two settings
+run on the same seeds. The distributions come from SciPy (installed with clean-fid) rather
+than hand-written series, so there is one implementation to trust.
 """
 import math
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
 
 
 def t_cdf_two_sided(t: float, df: int) -> float:
-    """P(|T| < t) for Student's t with integer df >= 1 (Abramowitz & Stegun 26.7.3/26.7.4)."""
-    theta = math.atan(t / math.sqrt(df))
-    cos2 = math.cos(theta) ** 2
-    if df % 2 == 1:  # odd: 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
-        term, total = 1.0, 1.0 if df > 1 else 0.0
-        for k in range(1, (df - 1) // 2):
-            term *= (2 * k) / (2 * k + 1) * cos2
-            total += term
-        return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
-    term, total = 1.0, 1.0  # even: sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
-    for k in range(1, df // 2):
-        term *= (2 * k - 1) / (2 * k) * cos2
-        total += term
-    return math.sin(theta) * total
+    """P(|T| < t) for Student's t with df >= 1 degrees of freedom (t >= 0)."""
+    return float(2 * scipy_stats.t.cdf(t, df) - 1)
 
 
 def t_quantile(confidence: float, df: int) -> float:
     """Half-width multiplier t such that P(|T| < t) = confidence (e.g. 12.706 for 0.95, df = 1)."""
     if df < 1:
         raise ValueError(f"df must be >= 1, got {df}")
-    low, high = 0.0, 1.0
-    while t_cdf_two_sided(high, df) < confidence:
-        high *= 2
-    for _ in range(200):
-        middle = (low + high) / 2
-        low, high = (middle, high) if t_cdf_two_sided(middle, df) < confidence else (low, middle)
-    return (low + high) / 2
+    return float(scipy_stats.t.ppf((1 + confidence) / 2, df))
 
 
 def mean_ci(values) -> tuple:
@@ -51,3 +36,53 @@ def mean_ci(values) -> tuple:
         return mean, None, n
     half_width = t_quantile(CONFIDENCE, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
     return mean, half_width, n
+
+
+def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> tuple:
+    """(low, high) Wilson score interval for a rate of k successes in n trials; (None, None) for n = 0.
+
+    Wilson rather than the normal approximation because our cells have few seeds (n ~ 8) and
+    rates near 0 or 1, where p +- z sqrt(p(1-p)/n) collapses to zero width or leaves [0, 1].
+    """
+    if n == 0:
+        return None, None
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    interval = scipy_stats.binomtest(k, n).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def bootstrap_interval(values, statistic=np.median, confidence: float = CONFIDENCE, resamples: int = 2000,
+                       seed: int = 0) -> tuple:
+    """(low, high) percentile bootstrap interval of statistic over values [n]; (None, None) for n = 0.
+
+    statistic(array [resamples, n], axis=1) -> [resamples] (numpy reductions do). The same seed
+    gives the same interval, so a committed report is reproducible. Values must be finite.
+    Percentile rather than BCa because BCa is undefined for the constant samples that short
+    stable runs produce (its acceleration divides by zero).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return None, None
+    rng = np.random.default_rng(seed)
+    samples = values[rng.integers(0, len(values), size=(resamples, len(values)))]
+    estimates = statistic(samples, axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(estimates, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def paired_binary_test(a, b) -> dict:
+    """Exact McNemar test of two settings on the same seeds: a[i], b[i] are seed i's outcomes [n].
+
+    Only discordant seeds carry evidence; under "no difference" only_a ~ Binomial(only_a +
+    only_b, 1/2), so p_value is the two-sided exact binomial p (1.0 with no discordant seed).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need equal lengths, got {len(a)} and {len(b)}")
+    pairs = [(bool(x), bool(y)) for x, y in zip(a, b)]
+    counts = dict(both=pairs.count((True, True)), only_a=pairs.count((True, False)),
+                  only_b=pairs.count((False, True)), neither=pairs.count((False, False)))
+    discordant = counts["only_a"] + counts["only_b"]
+    p_value = float(scipy_stats.binomtest(counts["only_a"], discordant, 0.5).pvalue) if discordant else 1.0
+    return dict(counts, n=len(pairs), p_value=p_value, test="exact McNemar (two-sided binomial on discordant pairs)")
