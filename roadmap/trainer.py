@@ -35,6 +35,7 @@ from roadmap.errors import ConfigError
 from roadmap.losses import LossSpec
 from roadmap.registry import ModelPair, create_dataset, create_model
 from roadmap.schedules import cosine_ramp, ema_beta
+from roadmap.stability import run_stability
 from roadmap.step import (  # noqa: F401  (re-exported: the step functions are the trainer's)
     Batch,
     Optimization,
@@ -397,11 +398,7 @@ def _as_floats(stats: dict) -> dict:
 
 
 def _stability(run_dir: Path) -> dict:
-    """Per-run stability statistics from the tick rows (roadmap/stability.py), {} where unavailable."""
-    try:
-        from roadmap.stability import run_stability
-    except ImportError:
-        return {}
+    """Per-run stability statistics from the tick rows (roadmap/stability.py): peaks, largest spike, recovery."""
     return run_stability(files.read_jsonl(run_dir / "metrics.jsonl"))
 
 

@@ -121,7 +121,12 @@ def test_run_writes_log_periodic_scores_and_tensorboard(tmp_path):
     loss_d = events.Scalars("loss_D")
     assert [e.step for e in loss_d] == [32, 64, 96, 128]
     assert [e.value for e in loss_d] == pytest.approx([row["loss_D"] for row in rows])
-    assert summary["metrics"]["modes"] == json.loads((run_dir / "summary.json").read_text())["metrics"]["modes"]
+    stored = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metrics"]["modes"] == stored["metrics"]["modes"]
+    from roadmap.stability import KEYS
+
+    assert set(stored["stability"]) == set(KEYS)  # recorded by the trainer from its own tick rows
+    assert stored["stability"]["peak_loss_G"] == pytest.approx(max(row["loss_G_max"] for row in rows))
 
 
 def test_a_full_disk_is_named_in_the_failure_reason():
