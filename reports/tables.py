@@ -200,11 +200,24 @@ def _short_reason(failed: pd.DataFrame) -> str:
     return reason if len(reason) <= 100 else reason[:97] + "..."
 
 
+# Settings that may differ between the seeds of one cell: the seed itself and what cannot change a result.
+POOLED_SETTINGS = ("seed", "threads", "checkpoint_ticks", "logger", "device_requested", "feeds")
+
+
+def _setting_columns(runs: pd.DataFrame) -> list:
+    """The run table's columns that are RunConfig settings (flattened: `model_args.width`)."""
+    from roadmap.config import FIELDS
+
+    return [c for c in runs.columns if (c.split(".")[0] in FIELDS or c == "device_requested") and c not in POOLED_SETTINGS]
+
+
 def _split(runs: pd.DataFrame, row: Row, split_by: tuple) -> list:
-    """[(label, runs of the row)], one entry per value of each varying split column."""
+    """[(label, runs of the row)]: a cell pools only runs that differ in the seed, so every other setting
+    that varies among the row's runs splits it, and the label says which value each part has."""
     selected = runs[select_mask(runs, row.match)] if len(runs) else runs
     groups = [(row.label, selected)]
-    for column in split_by:
+    columns = list(split_by) + [c for c in _setting_columns(selected) if c not in split_by]
+    for column in columns:
         if column not in selected or selected[column].astype(str).nunique() < 2:
             continue
         groups = [(f"{label} ({column}={value})", part[part[column].astype(str) == value])

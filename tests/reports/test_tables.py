@@ -225,3 +225,15 @@ def test_generic_spec_is_a_few_lines(make_run):
     assert rows["fp32"][1:] == [f"6.00 ± {T975[1] * math.sqrt(2) / math.sqrt(2):.2f} (n=2)", "0/2"]
     literal = build_table(runs, TableSpec("t", "c", [Row("paper only", paper={"fid": "7"})], [Metric("fid", "FID", paper=True)]))
     assert md_rows(render_markdown(literal))["paper only"] == ["paper only", "7", ""]
+
+
+def test_a_cell_pools_only_runs_that_differ_in_the_seed(make_run):
+    """A grid over lr [2e-4, 100] must not share one row: the row splits by lr and says so."""
+    for seed in range(2):
+        make_run("sweep", f"lr-small-s{seed}", seed=seed, lr=2e-4, threads=seed + 1, metrics=dict(modes=500.0 + seed, kl=1.0))
+    make_run("sweep", "lr-huge-s0", seed=0, lr=100, status="diverged", reason="non-finite loss or gradient")
+    (table,) = tables.table1(collect(make_run.root).runs)
+    rows = md_rows(render_markdown(table))
+    assert rows["RpGAN + R1 + R2 (lr=0.0002)"][2] == f"{ci([500, 501])[0]:.1f} ± {ci([500, 501])[1]:.1f} (n=2)"  # threads pooled
+    (huge,) = [label for label in rows if label.startswith("RpGAN + R1 + R2 (lr=100")]
+    assert rows[huge][2].startswith("Fail (1/1)")
