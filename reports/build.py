@@ -10,7 +10,6 @@ import datetime
 import html
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from reports import figures, negative
@@ -103,17 +102,6 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
                  _name("stackedmnist-samples", experiment, len(mnist)), f"Stacked MNIST samples ({experiment})")
         else:
             notes.append(f"Stacked MNIST sample grid ({experiment}): no run saved samples/final.png.")
-        histograms = []
-        for _, run in part[part["modes_npy"].notna()].sort_values("run").iterrows():
-            try:
-                histograms.append((f"{run['run']}", figures.mode_counts(np.load(run["modes_npy"]))))
-            except Exception as error:  # unreadable file: say so, keep going
-                notes.append(f"Mode histogram: {run['modes_npy']} unreadable ({type(error).__name__}).")
-        if histograms:
-            save(figures.plot_mode_histogram(histograms[:6], title=f"Stacked MNIST mode histogram ({experiment})"),
-                 _name("mode-histogram", experiment, len(mnist)), f"Stacked MNIST mode histogram ({experiment})")
-        else:
-            notes.append(f"Mode histogram ({experiment}): no run saved samples/modes.npy.")
 
     # DiracGAN phase portraits.
     gammas = sorted({float(entry.get("gamma", 1.0)) for entry in results.dirac})

@@ -96,7 +96,6 @@ def _read_run(run_dir: Path, root: Path, problems: list):
                 row[f"metric.{key}"] = value
     samples = run_dir / "samples"
     row["samples_png"] = str(samples / "final.png") if (samples / "final.png").exists() else None
-    row["modes_npy"] = str(samples / "modes.npy") if (samples / "modes.npy").exists() else None
     return row, ticks
 
 

@@ -185,31 +185,6 @@ def plot_image_grid(entries: list, title: str = ""):
     return fig, axes
 
 
-def mode_counts(modes) -> np.ndarray:
-    """Per-mode sample counts [1000] from samples/modes.npy: mode ids [N], or already a histogram [1000]."""
-    modes = np.asarray(modes)
-    if modes.ndim == 1 and len(modes) == 1000 and not np.issubdtype(modes.dtype, np.integer):
-        return modes.astype(np.float64)
-    return np.bincount(modes.astype(np.int64).ravel(), minlength=1000).astype(np.float64)
-
-
-def plot_mode_histogram(groups: list, title: str = "Stacked MNIST mode histogram"):
-    """Samples per mode, modes sorted by count, one line per [(label, counts [1000])]; uniform as reference."""
-    fig, ax = _figure(figsize=(4.8, 3.2))
-    total = None
-    for index, (label, counts) in enumerate(groups):
-        counts = np.sort(np.asarray(counts, dtype=np.float64))[::-1]
-        total = counts.sum()
-        covered = int((counts > 0).sum())
-        ax.step(np.arange(1, len(counts) + 1), counts, where="mid", color=PALETTE[index % len(PALETTE)],
-                label=f"{label} ({covered} modes)")
-    if total:
-        ax.axhline(total / 1000, color="0.3", ls=":", lw=1, label="uniform")
-    ax.set(xlabel="mode rank", ylabel="samples", title=title, xlim=(0, 1001))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig, ax
-
-
 def plot_dirac_portraits(gamma: float, steps: int = 800):
     """Phase portraits (no penalty vs penalties, GAN and RpGAN) via toy2d.dirac.plot_phase_portrait; (fig, axes)."""
     from toy2d.dirac import plot_phase_portrait
