@@ -6,13 +6,14 @@ never raises: an empty results folder, a corrupt summary.json or an absent figur
 becomes a sentence in the report.
 """
 import base64
+import dataclasses
 import datetime
 import html
 from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, negative
+from reports import figures, negative, stability
 from reports.catalog import all_tables, unclaimed_table
 from reports.collect import Results, collect
 from reports.tables import (
@@ -149,6 +150,16 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
         md += [f"- {line}" for line in _problem_lines(results)] + [""]
     negative_sections = negative.report_sections(results, out_dir)
+    stability_table = stability.stability_table(results.runs)
+    if stability_table is not None:
+        stability_verdicts = stability.verdicts(results.runs)
+        stability_table = dataclasses.replace(stability_table, notes=stability_table.notes + tuple(stability_verdicts))
+        files.write_text(out_dir / "tables" / "stability.md", render_markdown(stability_table))
+        files.write_text(out_dir / "tables" / "stability.tex", render_latex(stability_table))
+        figures.save_figure(stability.plot_stability_map(results.runs)[0], out_dir / "figures", "stability-map")
+        md += ["## Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", "",
+               *[f"- {line}" for line in stability_verdicts], "", render_markdown(stability_table),
+               "![Stability map](figures/stability-map.png)", ""]
     unclaimed = unclaimed_table(results.runs)
     if unclaimed is not None:
         files.write_text(out_dir / "tables" / "unclaimed.md", render_markdown(unclaimed))

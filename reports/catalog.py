@@ -1,13 +1,13 @@
 """Every table of a report, and the runs no table claims (paper Tables 1-3, the toys, Appendix E sections)."""
 import pandas as pd
 
-from reports import negative
+from reports import negative, stability
 from reports.tables import TABLE_FEEDS, Cell, Table, dirac_table, table1, table2, table3, toy_tables
 
 
 def claimed_feeds() -> set:
     """Every `feeds` name some table or section of the report takes its runs from."""
-    return set(TABLE_FEEDS) | {section.name for section in negative.SECTIONS}
+    return set(TABLE_FEEDS) | {section.name for section in negative.SECTIONS} | {stability.FEEDS}
 
 
 def all_tables(results) -> list:

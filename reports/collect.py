@@ -94,6 +94,8 @@ def _read_run(run_dir: Path, root: Path, problems: list):
             row.update({key: summary.get(key) for key in SUMMARY_KEYS})
             for key, value in (summary.get("metrics") or {}).items():
                 row[f"metric.{key}"] = value
+            for key, value in (summary.get("stability") or {}).items():  # roadmap/stability.py, per run
+                row[f"stability.{key}"] = value
     samples = run_dir / "samples"
     row["samples_png"] = str(samples / "final.png") if (samples / "final.png").exists() else None
     return row, ticks

@@ -7,7 +7,7 @@ from roadmap.errors import ConfigError
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SKIPPED_TABLES = ("provenance", "negative-")  # provenance stays in report.md; negative results have their own section
-README_FIGURES = ("toy-samples", "dirac", "figure1")  # figure-name prefixes worth a place in the README
+README_FIGURES = ("toy-samples", "dirac", "figure1", "stability-map")  # figure-name prefixes worth a place in the README
 
 
 def readme_section(report_dir, readme_path, command: str) -> str:

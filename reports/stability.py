@@ -1,0 +1,140 @@
+"""Stability map (paper Table 1 "Fail", Figure 1, Appendix E lazy regularization): divergence rates over many seeds, per cell.
+
+A cell is one setting of (data set, network, loss, penalties, lazy interval, lr, gamma); its seeds
+are the runs that differ only in the seed. Per cell: divergence rate with a Wilson interval, the
+median peak G loss with a bootstrap interval, and the recovery rate (runs whose largest spike of
+D's fake-gradient norm came back, roadmap/stability.py) with a Wilson interval. Claims are judged
+on paired seeds (same seed, same cell but the compared setting) by an exact McNemar test.
+"""
+import math
+
+import numpy as np
+import pandas as pd
+
+from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
+from reports.tables import Cell, Table
+
+FEEDS = "stability"
+CELL = ("dataset", "model", "loss", "penalties", "lazy_interval", "lr", "gamma")
+ALPHA = 0.05  # a paired difference counts when the exact McNemar p-value is below this
+
+
+def stability_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose experiment declared `feeds: stability`, finished (completed or diverged)."""
+    if not len(runs) or "feeds" not in runs:
+        return runs.iloc[0:0]
+    part = runs[(runs["feeds"] == FEEDS) & runs["status"].isin(["completed", "diverged"])]
+    return part.assign(**{c: part[c].astype(str) for c in CELL if c in part})
+
+
+def _interval(low, high, digits=2) -> str:
+    return "-" if low is None else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def cell_statistics(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: n, diverged, rate and Wilson interval, median peak G loss (bootstrap), recovery rate (Wilson)."""
+    rows = []
+    for key, part in stability_runs(runs).groupby(list(CELL), sort=True):
+        n, k = len(part), int((part["status"] == "diverged").sum())
+        peaks = pd.to_numeric(part.get("stability.peak_loss_G"), errors="coerce").dropna().to_numpy()
+        spiked = part[part.get("stability.spike", pd.Series(False, index=part.index)).astype(bool)] if "stability.spike" in part else part.iloc[0:0]
+        recovered = int((spiked.get("stability.recovered") == True).sum()) if len(spiked) else 0  # noqa: E712
+        rows.append(dict(zip(CELL, key), n=n, diverged=k, rate=k / n, rate_ci=wilson_interval(k, n),
+                         median_peak_loss_G=float(np.median(peaks)) if len(peaks) else math.nan,
+                         median_peak_ci=bootstrap_interval(peaks) if len(peaks) else (None, None),
+                         spiked=len(spiked), recovered=recovered,
+                         recovery_ci=wilson_interval(recovered, len(spiked)) if len(spiked) else (None, None)))
+    return pd.DataFrame(rows)
+
+
+def stability_table(runs: pd.DataFrame):
+    """The per-cell table, or None without stability runs."""
+    cells = cell_statistics(runs)
+    if not len(cells):
+        return None
+    header = ["Data, network", "Loss", "Lazy", "lr", "gamma", "Diverged", "Rate [95% Wilson]", "Median peak G loss [95% bootstrap]",
+              "Recovered / spiked [95% Wilson]"]
+    rows = []
+    for _, c in cells.iterrows():
+        peak = "-" if math.isnan(c["median_peak_loss_G"]) else f"{c['median_peak_loss_G']:.3g} {_interval(*c['median_peak_ci'], 3)}"
+        recovery = "-" if not c["spiked"] else f"{c['recovered']}/{c['spiked']} {_interval(*c['recovery_ci'])}"
+        rows.append([Cell(text=f"{c['dataset']}, {c['model']}"), Cell(text=f"{c['loss']} + {c['penalties']}"),
+                     Cell(text=str(c["lazy_interval"])), Cell(text=str(c["lr"])), Cell(text=str(c["gamma"])),
+                     Cell(text=f"{c['diverged']}/{c['n']}"), Cell(text=f"{c['rate']:.2f} {_interval(*c['rate_ci'])}"),
+                     Cell(text=peak), Cell(text=recovery)])
+    return Table("stability", "Stability map: divergence rate per cell over seeds", header, pd.DataFrame(rows, columns=header),
+                 notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median.",))
+
+
+def paired_comparison(runs: pd.DataFrame, column: str, a: str, b: str, within: dict = None) -> list:
+    """[(cell without `column`, McNemar dict)] comparing diverged outcomes of setting a vs b on the same seeds."""
+    part = stability_runs(runs)
+    for key, value in (within or {}).items():
+        part = part[part[key] == value]
+    others = [c for c in CELL if c != column]
+    results = []
+    for key, group in part.groupby(others, sort=True):
+        left = group[group[column] == a].set_index("seed")["status"] == "diverged"
+        right = group[group[column] == b].set_index("seed")["status"] == "diverged"
+        seeds = sorted(set(left.index) & set(right.index))
+        if seeds:
+            results.append((dict(zip(others, key)), paired_binary_test([bool(left[s]) for s in seeds], [bool(right[s]) for s in seeds])))
+    return results
+
+
+def verdict(claim: str, comparisons: list, worse: str) -> str:
+    """One line: where `worse` diverged significantly more often (holds), the opposite, or no difference, with counts."""
+    if not comparisons:
+        return f"**{claim}: not run** (no paired stability runs)."
+    holds = [(cell, t) for cell, t in comparisons if t["p_value"] < ALPHA and t["only_a"] > t["only_b"]]
+    against = [(cell, t) for cell, t in comparisons if t["p_value"] < ALPHA and t["only_a"] < t["only_b"]]
+    describe = lambda items: "; ".join(  # noqa: E731
+        f"{c['dataset']} {c['loss']} lr {c['lr']} gamma {c['gamma']}: {t['only_a']} vs {t['only_b']} discordant seeds, p = {t['p_value']:.3g}"
+        for c, t in items)
+    if holds and not against:
+        outcome = "holds"
+    elif against and not holds:
+        outcome = "contradicted"
+    elif holds and against:
+        outcome = "mixed"
+    else:
+        outcome = "not shown"
+    line = f"**{claim}: {outcome}** ({len(holds)} of {len(comparisons)} paired cells show {worse} diverging significantly more often"
+    line += f"; exact McNemar test, p < {ALPHA})."
+    if holds:
+        line += f" Holds at: {describe(holds)}."
+    if against:
+        line += f" Opposite at: {describe(against)}."
+    return line
+
+
+def verdicts(runs: pd.DataFrame) -> list:
+    r1 = paired_comparison(runs, "penalties", "r1", "r1+r2", within=dict(lazy_interval="1"))
+    lazy = paired_comparison(runs, "lazy_interval", "8", "1")
+    return [verdict("R1+R2 is more stable than R1 alone", r1, "R1 alone"),
+            verdict("Lazy regularization (every 8th step) fails", lazy, "lazy 8")]
+
+
+def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate"):
+    """Heatmaps of the divergence rate over lr x gamma, one panel per (data set, loss + penalties, lazy). (fig, axes)"""
+    import seaborn as sns
+
+    from reports.figures import _figure
+
+    cells = cell_statistics(runs)
+    panels = sorted({(r["dataset"], r["loss"], r["penalties"], r["lazy_interval"]) for _, r in cells.iterrows()})
+    columns = min(4, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    fig, axes = _figure(rows, columns, figsize=(3.0 * columns, 2.6 * rows), squeeze=False)
+    for ax, (dataset, loss, penalties, lazy) in zip(axes.flat, panels):
+        part = cells[(cells["dataset"] == dataset) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
+                     & (cells["lazy_interval"] == lazy)]
+        grid = part.pivot_table(index="gamma", columns="lr", values="rate", aggfunc="mean")
+        grid = grid.reindex(sorted(grid.index, key=float)).reindex(columns=sorted(grid.columns, key=float))
+        sns.heatmap(grid, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
+        ax.set_title(f"{dataset}: {loss} + {penalties}" + (f", lazy {lazy}" if lazy != "1" else ""), fontsize=8)
+        ax.set(xlabel="lr", ylabel="gamma")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return fig, axes

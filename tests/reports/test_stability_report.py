@@ -1,0 +1,46 @@
+"""The stability section on synthetic runs with known outcomes: rates, Wilson intervals, paired verdicts, the map figure."""
+import json
+
+import pytest
+
+from reports import stability
+from reports.build import build_report
+from reports.collect import collect
+from reports.stats import wilson_interval
+
+
+def _runs(make_run, diverged_r1: int, diverged_r1r2: int, seeds: int = 8):
+    for seed in range(seeds):
+        for penalties, k in ((["r1"], diverged_r1), (["r1", "r2"], diverged_r1r2)):
+            status = "diverged" if seed < k else "completed"
+            run_dir = make_run("stability", f"{'+'.join(penalties)}-s{seed}", seed=seed, penalties=penalties, lr=2e-3,
+                               gamma=1.0, feeds="stability", status=status, metrics=dict(modes=100.0, kl=3.0))
+            summary = json.loads((run_dir / "summary.json").read_text())
+            summary["stability"] = dict(peak_loss_G=float(seed + 1), spike=seed < k + 1, recovered=seed == k)
+            (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_cell_rates_and_wilson_intervals(make_run):
+    _runs(make_run, diverged_r1=7, diverged_r1r2=3)
+    cells = stability.cell_statistics(collect(make_run.root).runs).set_index("penalties")
+    assert (cells.loc["r1+r2", "diverged"], cells.loc["r1+r2", "n"]) == (3, 8)
+    assert cells.loc["r1+r2", "rate_ci"] == pytest.approx(wilson_interval(3, 8))
+    assert cells.loc["r1+r2", "rate_ci"][0] == pytest.approx(0.1368, abs=1e-3)  # Wilson, 3 of 8, 95%
+    assert cells.loc["r1+r2", "median_peak_loss_G"] == 4.5  # peaks 1..8
+    assert (cells.loc["r1+r2", "recovered"], cells.loc["r1+r2", "spiked"]) == (1, 4)
+
+
+def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
+    _runs(make_run, diverged_r1=7, diverged_r1r2=0)  # 7 seeds break with R1 only, none with R1+R2: p = 2 * 0.5**7
+    lines = stability.verdicts(collect(make_run.root).runs)
+    assert lines[0].startswith("**R1+R2 is more stable than R1 alone: holds**") and "p = 0.0156" in lines[0]
+    assert lines[1].startswith("**Lazy regularization (every 8th step) fails: not run**")
+    text = build_report(make_run.root, tmp_path / "report").read_text()
+    assert "## Stability map" in text and "![Stability map](figures/stability-map.png)" in text
+    assert (tmp_path / "report" / "figures" / "stability-map.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Unclaimed runs" not in text
+
+
+def test_no_difference_is_not_shown(make_run):
+    _runs(make_run, diverged_r1=2, diverged_r1r2=1)
+    assert stability.verdicts(collect(make_run.root).runs)[0].startswith("**R1+R2 is more stable than R1 alone: not shown**")
