@@ -24,7 +24,7 @@ def stability_runs(runs: pd.DataFrame) -> pd.DataFrame:
     if not len(runs) or "feeds" not in runs:
         return runs.iloc[0:0]
     part = runs[(runs["feeds"] == FEEDS) & runs["status"].isin(["completed", "diverged"])]
-    return part.assign(**{c: part[c].astype(str) for c in CELL if c in part})
+    return part.assign(**{c: part[c].astype(str) if c in part else "None" for c in CELL})
 
 
 def _interval(low, high, digits=2) -> str:
@@ -34,7 +34,8 @@ def _interval(low, high, digits=2) -> str:
 def cell_statistics(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: n, diverged, rate and Wilson interval, median peak G loss (bootstrap), recovery rate (Wilson)."""
     rows = []
-    for key, part in stability_runs(runs).groupby(list(CELL), sort=True):
+    selected = stability_runs(runs)
+    for key, part in (selected.groupby(list(CELL), sort=True) if len(selected) else []):
         n, k = len(part), int((part["status"] == "diverged").sum())
         peaks = pd.to_numeric(part.get("stability.peak_loss_G"), errors="coerce").dropna().to_numpy()
         spiked = part[part.get("stability.spike", pd.Series(False, index=part.index)).astype(bool)] if "stability.spike" in part else part.iloc[0:0]
@@ -69,6 +70,8 @@ def stability_table(runs: pd.DataFrame):
 def paired_comparison(runs: pd.DataFrame, column: str, a: str, b: str, within: dict = None) -> list:
     """[(cell without `column`, McNemar dict)] comparing diverged outcomes of setting a vs b on the same seeds."""
     part = stability_runs(runs)
+    if not len(part):
+        return []
     for key, value in (within or {}).items():
         part = part[part[key] == value]
     others = [c for c in CELL if c != column]
