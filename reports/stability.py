@@ -37,7 +37,8 @@ def cell_statistics(runs: pd.DataFrame) -> pd.DataFrame:
     selected = stability_runs(runs)
     for key, part in (selected.groupby(list(CELL), sort=True) if len(selected) else []):
         n, k = len(part), int((part["status"] == "diverged").sum())
-        peaks = pd.to_numeric(part.get("stability.peak_loss_G"), errors="coerce").dropna().to_numpy()
+        peak_column = part["stability.peak_loss_G"] if "stability.peak_loss_G" in part else pd.Series(dtype=float)
+        peaks = pd.to_numeric(peak_column, errors="coerce").dropna().to_numpy()
         spiked = part[part.get("stability.spike", pd.Series(False, index=part.index)).astype(bool)] if "stability.spike" in part else part.iloc[0:0]
         recovered = int((spiked.get("stability.recovered") == True).sum()) if len(spiked) else 0  # noqa: E712
         rows.append(dict(zip(CELL, key), n=n, diverged=k, rate=k / n, rate_ci=wilson_interval(k, n),
@@ -102,8 +103,11 @@ def verdict(claim: str, comparisons: list, worse: str) -> str:
         outcome = "mixed"
     else:
         outcome = "not shown"
+    only_a, only_b = sum(t["only_a"] for _, t in comparisons), sum(t["only_b"] for _, t in comparisons)
+    pooled = paired_binary_test([True] * only_a + [False] * only_b, [False] * only_a + [True] * only_b)
     line = f"**{claim}: {outcome}** ({len(holds)} of {len(comparisons)} paired cells show {worse} diverging significantly more often"
-    line += f"; exact McNemar test, p < {ALPHA})."
+    line += f"; exact McNemar test per cell, p < {ALPHA}. Pooled over all cells: {only_a} seeds broke only with {worse}, "
+    line += f"{only_b} only with the other setting, p = {pooled['p_value']:.3g})."
     if holds:
         line += f" Holds at: {describe(holds)}."
     if against:
