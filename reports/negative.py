@@ -315,22 +315,27 @@ def variant_groups(runs: pd.DataFrame, section: Section) -> list:
 
 
 def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision events per step"):
-    """Overflow + underflow + non-finite elements per step (tick mean) over kimg, one colour per variant (symlog). (fig, ax)"""
-    from reports.figures import PALETTE, SEED_LINE, _figure
+    """Overflow + underflow + non-finite elements per step (tick mean) over kimg: mean over seeds with a 95% band
+    per variant (symlog). (fig, ax)"""
+    from reports.figures import _curves, _figure, _group_label
 
-    fig, ax = _figure(figsize=(4.8, 3.2))
-    for index, (label, runs) in enumerate(groups):
-        color = PALETTE[index % len(PALETTE)]
-        for seed_index, run_dir in enumerate(runs["run_dir"]):
+    frames = []
+    for label, runs in groups:
+        for run_dir in runs["run_dir"]:
             frame = ticks[ticks["run_dir"] == run_dir].sort_values("kimg") if len(ticks) else ticks
             columns = [c for c in frame.columns if c.startswith("prec.") and c.rsplit(".", 1)[-1] in ("overflow", "underflow", "nonfinite")]
-            if not len(frame) or not columns:
-                continue
-            events = frame[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)
-            ax.plot(frame["kimg"], events, color=color, label=label if seed_index == 0 else None, **SEED_LINE)
+            if len(frame) and columns:
+                events = frame[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)
+                frames.append(pd.DataFrame(dict(kimg=frame["kimg"].astype(float), value=events.astype(float),
+                                                variant=_group_label(label, runs), quantity="events", run=run_dir)))
+    fig, ax = _figure(figsize=(5.6, 3.2))
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kimg", "value", "variant", "quantity", "run"])
+    _curves(ax, data, groups)
     ax.set_yscale("symlog", linthresh=1.0)
-    ax.set(xlabel="kimg", ylabel="events per step", title=title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_ylim(bottom=0)  # counts: no negative half of the symlog axis
+    ax.set(xlabel="kimg (thousands of real images shown to D)", ylabel="events per step", title=title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax
 
 
