@@ -6,7 +6,6 @@ never raises: an empty results folder, a corrupt summary.json or an absent figur
 becomes a sentence in the report.
 """
 import base64
-import dataclasses
 import datetime
 import html
 from pathlib import Path
@@ -116,6 +115,11 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
     return made, notes
 
 
+def _own_section(table) -> bool:
+    """Tables shown in their own section (Appendix E, stability) rather than under "Tables"."""
+    return table.name.startswith("negative-") or table.name == stability.FEEDS
+
+
 def _status_line(runs: pd.DataFrame) -> str:
     if not len(runs):
         return "No run folders (folders holding config.yaml) were found."
@@ -150,12 +154,9 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
         md += [f"- {line}" for line in _problem_lines(results)] + [""]
     negative_sections = negative.report_sections(results, out_dir)
-    stability_table = stability.stability_table(results.runs)
+    stability_table = next((table for table in tables if table.name == stability.FEEDS), None)  # written above
     if stability_table is not None:
         stability_verdicts = stability.verdicts(results.runs)
-        stability_table = dataclasses.replace(stability_table, notes=stability_table.notes + tuple(stability_verdicts))
-        files.write_text(out_dir / "tables" / "stability.md", render_markdown(stability_table))
-        files.write_text(out_dir / "tables" / "stability.tex", render_latex(stability_table))
         figures.save_figure(stability.plot_stability_map(results.runs)[0], out_dir / "figures", "stability-map")
         md += ["## Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", "",
                *[f"- {line}" for line in stability_verdicts], "", render_markdown(stability_table),
@@ -170,7 +171,7 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
     if not tables:
         md += ["No table has data yet.", ""]
     for table in tables:
-        if table.name.startswith("negative-"):  # shown in their own section below
+        if _own_section(table):
             continue
         md += [f"### Table `{table.name}`", "", f"[Markdown](tables/{table.name}.md) · [LaTeX](tables/{table.name}.tex)", "",
                render_markdown(table)]
@@ -194,13 +195,19 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         body.append("<h2>Problems</h2><ul>" + "".join(
             f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in results.problems) + "</ul>")
     body.append("<h2>Tables</h2>" + ("" if tables else "<p>No table has data yet.</p>"))
-    body += [render_html(table) for table in tables if not table.name.startswith("negative-")]
+    body += [render_html(table) for table in tables if not _own_section(table)]
     body.append("<h2>Figures</h2>" + ("" if made else "<p>No figure has data yet.</p>"))
     for name, title in made:
         data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
         body.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
                     f"<figcaption>{html.escape(title)}</figcaption></figure>")
     body += [f'<p class="note">{html.escape(note)}</p>' for note in figure_notes]
+    if stability_table is not None:
+        data = base64.b64encode((out_dir / "figures" / "stability-map.png").read_bytes()).decode()
+        body += ["<h2>Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)</h2>",
+                 "<ul>" + "".join(f"<li>{html.escape(line.replace('**', ''))}</li>" for line in stability_verdicts) + "</ul>",
+                 render_html(stability_table),
+                 f'<figure><img alt="Stability map" src="data:image/png;base64,{data}"><figcaption>Stability map</figcaption></figure>']
     if negative_sections:
         body.append("<h2>Negative results (paper Appendix E)</h2>")
     for entry in negative_sections:

@@ -1,20 +1,34 @@
-"""Every table of a report, and the runs no table claims (paper Tables 1-3, the toys, Appendix E sections)."""
+"""Every table of a report, and the runs no table claims (paper Tables 1-3, the toys, Appendix E sections, stability).
+
+Tables come from the registry (reports/registry.py): every module of the `reports` package is
+imported once here, so a table registered in a new module is found without a list to edit.
+"""
+import importlib
+import pkgutil
+
 import pandas as pd
 
-from reports import negative, stability
-from reports.tables import TABLE_FEEDS, Cell, Table, dirac_table, table1, table2, table3, toy_tables
+import reports
+from reports.registry import registered_feeds, table_entries
+from reports.tables import Cell, Table
+
+
+def load_report_modules() -> None:
+    """Import every module of the reports package (idempotent), so their tables are registered."""
+    for module in pkgutil.iter_modules(reports.__path__):
+        importlib.import_module(f"reports.{module.name}")
 
 
 def claimed_feeds() -> set:
-    """Every `feeds` name some table or section of the report takes its runs from."""
-    return set(TABLE_FEEDS) | {section.name for section in negative.SECTIONS} | {stability.FEEDS}
+    """Every `feeds` name some registered table or section takes its runs from."""
+    load_report_modules()
+    return registered_feeds()
 
 
 def all_tables(results) -> list:
-    """Every table the collected results have data for; each takes only the runs that declared it."""
-    runs = results.runs
-    return (table1(runs, results.real) + table2(runs) + table3(runs, results.real) + toy_tables(runs)
-            + dirac_table(results.dirac) + negative.negative_tables(results))
+    """Every table the collected results have data for, in report order; each takes only the runs that declared it."""
+    load_report_modules()
+    return [table for entry in table_entries() for table in entry.builder(results)]
 
 
 def unclaimed_runs(runs: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,7 @@ import pandas as pd
 from reports.collect import metric_values
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 from reports.stats import mean_ci
+from reports.registry import register_table
 from reports.tables import CI_NOTE, DIVERGED, Metric, Row, TableSpec, build_table
 
 KL_MARGIN = 0.25  # nats: a KL this much above the other arm's highest KL counts as a failed seed
@@ -264,7 +265,11 @@ def section_table(results, section: Section):
 
 
 def negative_tables(results) -> list:
+    """One table per Appendix E section with runs; registered as claiming every section's feeds name."""
     return [table for table in (section_table(results, s) for s in SECTIONS) if table is not None]
+
+
+register_table(*(section.name for section in SECTIONS), order=60, name="negative")(negative_tables)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ median peak G loss with a bootstrap interval, and the recovery rate (runs whose 
 D's fake-gradient norm came back, roadmap/stability.py) with a Wilson interval. Claims are judged
 on paired seeds (same seed, same cell but the compared setting) by an exact McNemar test.
 """
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 
+from reports.registry import register_table
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
 from reports.tables import Cell, Table
 
@@ -120,6 +122,13 @@ def verdicts(runs: pd.DataFrame) -> list:
     lazy = paired_comparison(runs, "lazy_interval", "8", "1")
     return [verdict("R1+R2 is more stable than R1 alone", r1, "R1 alone"),
             verdict("Lazy regularization (every 8th step) fails", lazy, "lazy 8")]
+
+
+@register_table(FEEDS, order=70)
+def stability_tables(results) -> list:
+    """[the per-cell table with the verdicts as its notes], or [] without stability runs."""
+    table = stability_table(results.runs)
+    return [] if table is None else [dataclasses.replace(table, notes=table.notes + tuple(verdicts(results.runs)))]
 
 
 def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate"):

@@ -44,3 +44,15 @@ def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
 def test_no_difference_is_not_shown(make_run):
     _runs(make_run, diverged_r1=2, diverged_r1r2=1)
     assert stability.verdicts(collect(make_run.root).runs)[0].startswith("**R1+R2 is more stable than R1 alone: not shown**")
+
+
+def test_stability_table_once_in_md_and_in_html(make_run, tmp_path):
+    _runs(make_run, diverged_r1=7, diverged_r1r2=0)
+    out = tmp_path / "report"
+    text = build_report(make_run.root, out).read_text()
+    assert "### Table `stability`" not in text  # its own section, not repeated under "Tables"
+    assert text.count("Stability map: divergence rate per cell over seeds") == 1
+    assert (out / "tables" / "stability.md").exists() and (out / "tables" / "stability.tex").exists()
+    page = (out / "report.html").read_text()
+    assert "<h2>Stability map" in page and "R1+R2 is more stable than R1 alone: holds" in page
+    assert page.count('id="stability"') == 1
