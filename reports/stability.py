@@ -132,24 +132,26 @@ def stability_tables(results) -> list:
 
 
 def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate"):
-    """Heatmaps of the divergence rate over lr x gamma, one panel per (data set, loss + penalties, lazy). (fig, axes)"""
+    """Heatmaps of the divergence rate over lr x gamma, one panel per (data set, network, loss + penalties, lazy). (fig, axes)"""
     import seaborn as sns
 
     from reports.figures import _figure
 
     cells = cell_statistics(runs)
-    panels = sorted({(r["dataset"], r["loss"], r["penalties"], r["lazy_interval"]) for _, r in cells.iterrows()})
+    panels = sorted({(r["dataset"], r["model"], r["loss"], r["penalties"], r["lazy_interval"]) for _, r in cells.iterrows()})
     columns = min(4, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
     fig, axes = _figure(rows, columns, figsize=(3.0 * columns, 2.6 * rows), squeeze=False)
-    for ax, (dataset, loss, penalties, lazy) in zip(axes.flat, panels):
-        part = cells[(cells["dataset"] == dataset) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
+    for ax, (dataset, model, loss, penalties, lazy) in zip(axes.flat, panels):
+        part = cells[(cells["dataset"] == dataset) & (cells["model"] == model) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
                      & (cells["lazy_interval"] == lazy)]
         grid = part.pivot_table(index="gamma", columns="lr", values="rate", aggfunc="mean")
         grid = grid.reindex(sorted(grid.index, key=float)).reindex(columns=sorted(grid.columns, key=float))
         sns.heatmap(grid, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
-        ax.set_title(f"{dataset}: {loss} + {penalties}" + (f", lazy {lazy}" if lazy != "1" else ""), fontsize=8)
+        # The network is named with the loss: the toy MLP and the small ResNet share panel layouts.
+        ax.set_title(f"{dataset}, {model}: {loss} + {penalties}" + (f", lazy {lazy}" if lazy != "1" else ""), fontsize=8)
         ax.set(xlabel="lr", ylabel="gamma")
+        ax.tick_params(axis="y", labelrotation=0)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=9)

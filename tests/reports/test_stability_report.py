@@ -56,3 +56,14 @@ def test_stability_table_once_in_md_and_in_html(make_run, tmp_path):
     page = (out / "report.html").read_text()
     assert "<h2>Stability map" in page and "R1+R2 is more stable than R1 alone: holds" in page
     assert page.count('id="stability"') == 1
+
+
+def test_stability_map_panels_name_the_network(make_run):
+    import matplotlib.pyplot as plt
+
+    _runs(make_run, diverged_r1=3, diverged_r1r2=0)
+    fig, axes = stability.plot_stability_map(collect(make_run.root).runs)
+    titles = [ax.get_title() for ax in axes.flat if ax.get_title()]
+    assert titles == ["stackedmnist, small_resnet: rpgan + r1", "stackedmnist, small_resnet: rpgan + r1+r2"]
+    assert [t.get_text() for t in axes.flat[0].texts] == ["0.38"]  # 3 of 8 diverged at the one lr x gamma cell
+    plt.close(fig)
