@@ -33,9 +33,11 @@ MAX_DIRAC_GAMMAS = 4  # phase-portrait figures per report (each takes a few seco
 
 
 def _by_experiment(runs: pd.DataFrame, mask) -> list:
+    """[(top-level experiment, its runs)]: an included experiment's runs join their parent's figures, as in the tables."""
     selected = runs[mask] if len(runs) else runs
-    experiments = sorted(selected["experiment"].astype(str).unique()) if len(selected) else []
-    return [(experiment, selected[selected["experiment"].astype(str) == experiment]) for experiment in experiments]
+    top = selected["experiment"].astype(str).str.split("/").str[0] if len(selected) else None
+    experiments = sorted(top.unique()) if len(selected) else []
+    return [(experiment, selected[top == experiment]) for experiment in experiments]
 
 
 def _name(base: str, experiment: str, count: int) -> str:
