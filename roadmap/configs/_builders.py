@@ -73,7 +73,8 @@ def path_length_penalty(generator, z, labels, weight: float = 2.0, decay: float 
     labels = None if labels is None else labels[:n]
     ws = generator.mapping(z[:n], labels).unsqueeze(1).repeat(1, generator.num_ws, 1)
     images = generator.synthesis(ws)
-    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    # randn over the logical shape (not randn_like): the same draw whatever the memory format
+    noise = torch.randn(images.shape, dtype=images.dtype, device=images.device) / math.sqrt(images.shape[2] * images.shape[3])
     (gradient,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
     lengths = gradient.square().sum(2).mean(1).sqrt()
     with torch.no_grad():

@@ -1,0 +1,81 @@
+"""The optimized training iteration computes what the plain one does, up to floating-point reordering (issue "Performance").
+
+Plain: layers.plain_operators() (N*C single-channel resampling, as the official reference ops)
+and contiguous tensors, i.e. the step as it was before the CPU speed-ups. Optimized: the default
+operators. One D step (with R1/R2) and one G step from the same
+weights and batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative.
+"""
+import contextlib
+
+import pytest
+import torch
+
+from roadmap.configs import ROWS
+from roadmap.losses import LossSpec
+from roadmap.networks.layers import Downsample, Upsample, plain_operators
+from roadmap.registry import create_model
+from roadmap.step import Batch, Optimization, training_iteration
+
+RELATIVE = 1e-5
+
+
+def _iteration(row: str, plain: bool):
+    """(statistics, {parameter name: gradient}) of one iteration of `row` at a tiny width, 16 px, batch 4."""
+    torch.manual_seed(0)
+    pair = create_model(row, preset="stackedmnist", width=0.03125, resolution=16)
+    # Make the zero-initialized last convs of the residual blocks non-zero, so every path carries gradient.
+    with torch.no_grad():
+        for module in (pair.generator, pair.discriminator):
+            for parameter in module.parameters():
+                parameter.add_(torch.randn(parameter.shape) * 0.02)
+    # lr 0: the optimizer steps leave the weights as they are, so the G step sees the same D on both sides.
+    optimization = Optimization(torch.optim.Adam(pair.generator.parameters(), lr=0.0, betas=(0.0, 0.99)),
+                                torch.optim.Adam(pair.discriminator.parameters(), lr=0.0, betas=(0.0, 0.99)),
+                                torch.amp.GradScaler("cpu", enabled=False), torch.amp.GradScaler("cpu", enabled=False))
+    generator = torch.Generator().manual_seed(1)
+    real = (torch.rand(2, 4, 3, 16, 16, generator=generator) * 2 - 1)
+    z = torch.randn(2, 4, pair.latent_dim, generator=generator)
+    loss = LossSpec(loss="rpgan", penalties=("r1", "r2"), lazy_interval=1)
+    with plain_operators() if plain else contextlib.nullcontext():
+        stats = training_iteration(pair, optimization, loss, 0, 1.0, Batch(real[0], None, z[0]), Batch(real[1], None, z[1]))
+    gradients = {f"{side}.{name}": p.grad.clone() for side, module in (("G", pair.generator), ("D", pair.discriminator))
+                 for name, p in module.named_parameters() if p.grad is not None}
+    return {k: float(v) for k, v in stats.items()}, gradients
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_optimized_step_equals_the_plain_step(row):
+    plain_stats, plain_grads = _iteration(row, plain=True)
+    stats, grads = _iteration(row, plain=False)
+    for key in ("loss_D", "loss_G", "r1", "r2", "grad_norm_real", "grad_norm_fake"):
+        assert stats[key] == pytest.approx(plain_stats[key], rel=RELATIVE, abs=1e-9), key
+    assert grads.keys() == plain_grads.keys() and len(grads) > 10
+    for name, reference in plain_grads.items():
+        scale = reference.norm().item()
+        if scale == 0:
+            assert grads[name].norm().item() < 1e-12, name
+            continue
+        assert (grads[name] - reference).norm().item() <= RELATIVE * scale, name
+
+
+def test_plain_and_fast_resampling_agree_and_plain_is_bitwise_the_reference():
+    """Depthwise (fast) and per-channel (plain) resampling: equal to rounding in fp32, exactly in fp64."""
+    x = torch.randn(2, 5, 8, 8, dtype=torch.float64)
+    for layer in (Upsample().double(), Downsample().double()):
+        with plain_operators():
+            plain = layer(x)
+        assert torch.equal(layer(x), plain)
+        assert plain.shape[2] == (16 if isinstance(layer, Upsample) else 4)
+    # the bilinear weights: a constant image stays constant away from the borders
+    ones = torch.ones(1, 1, 8, 8)
+    assert torch.allclose(Upsample()(ones)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    assert torch.allclose(Downsample()(ones)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+def test_plain_operators_restores_the_fast_path_after_an_error():
+    from roadmap.networks import layers
+
+    with pytest.raises(RuntimeError):
+        with plain_operators():
+            raise RuntimeError("boom")
+    assert layers._plain is False
