@@ -69,7 +69,7 @@ def run_list(args) -> int:
     return 0
 
 
-def _plan(args):
+def _plan(args, check_data: bool = True):
     from runners.experiment import check_resources, expand, load_experiment, parse_overrides, resources_for
     from runners.launch import check_batches
 
@@ -80,7 +80,7 @@ def _plan(args):
         resources["max_parallel"] = args.max_parallel
     check_resources(resources)
     root = results_root(args)
-    specs = expand(experiment, root, preset=args.preset, overrides=overrides)
+    specs = expand(experiment, root, preset=args.preset, overrides=overrides, check_data=check_data)
     check_batches(specs, resources)
     return experiment, specs, resources, root
 
@@ -184,7 +184,7 @@ def run_status(args) -> int:
     from runners import lock
     from runners.launch import run_state
 
-    _, specs, _, _ = _plan(args)
+    _, specs, _, _ = _plan(args, check_data=False)  # reading run folders needs no data root
     rows = []
     for spec in specs:
         state, kimg = run_state(spec.run_dir)

@@ -256,8 +256,11 @@ def parse_overrides(items) -> dict:
 
 
 def expand(experiment: Experiment, results_root, preset: Optional[str] = None, overrides: Optional[dict] = None,
-           prefix: str = "") -> list[RunSpec]:
-    """Every run of the experiment (and of its includes), resolved and validated; nothing is written."""
+           prefix: str = "", check_data: bool = True) -> list[RunSpec]:
+    """Every run of the experiment (and of its includes), resolved and validated; nothing is written.
+
+    `check_data=False` skips the data sets' own checks (roots that exist, ...): for reading run
+    folders (`r3bench status`), which needs no data."""
     original_overrides = dict(overrides or {})
     overrides = dict(original_overrides)
     chosen = preset if preset is not None else experiment.default_preset
@@ -297,8 +300,9 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             specs.append(RunSpec(where, name, config, Path(results_root) / where / name))
     for included in experiment.include:
         child = load_experiment(included)
-        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/")
-    _check_models_and_data(specs)
+        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/", check_data=False)
+    if not prefix:
+        _check_models_and_data(specs, check_data)
     names = [spec.run_dir for spec in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: two runs share a folder name; give every varying key a grid axis")
@@ -332,7 +336,7 @@ def build_on_meta(name: str, model_args: dict):
         raise ConfigError(f"model_args: configuration {name} cannot be built with {model_args!r}: {line}") from None
 
 
-def _check_models_and_data(specs) -> None:
+def _check_models_and_data(specs, check_data: bool = True) -> None:
     """Unknown configuration or data-set names and bad model options fail here, before any job starts.
 
     Every distinct (model, model_args) is built once on the meta device; its own objective then fills
@@ -353,7 +357,7 @@ def _check_models_and_data(specs) -> None:
         if None in (spec.config.loss, spec.config.penalties, spec.config.lazy_interval):
             spec.config = dataclasses.replace(spec.config, **spec.config.resolved_loss(built[model_key]))
         key = (spec.config.dataset, repr(sorted(spec.config.dataset_args.items())))
-        if key not in checked:
+        if check_data and key not in checked:
             checked.add(key)
             try:
                 check_dataset(spec.config.dataset, **spec.config.dataset_args)

@@ -265,3 +265,14 @@ def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     assert main(["run", str(path), "--executor", "debug", "--out", str(tmp_path / "ro")]) == 2
     assert capsys.readouterr().err == f"r3bench run: error: --out: cannot write results under {tmp_path / 'ro'} (Permission denied)\n"
+
+
+def test_status_reads_run_folders_without_the_data_root(tmp_path, monkeypatch, capsys):
+    """`r3bench status table3` needs no MNIST: it reads run folders; `run --dry-run` still checks the root."""
+    monkeypatch.delenv("R3BENCH_DATA", raising=False)
+    out = tmp_path / "results"
+    assert main(["status", "table3", "--out", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and {row["state"] for row in rows} == {"pending"}
+    assert main(["run", "table3", "--out", str(out), "--dry-run"]) == 2
+    assert "no MNIST root given" in capsys.readouterr().err
