@@ -14,7 +14,7 @@ import pandas as pd
 
 from reports import figures, negative, stability
 from reports.catalog import all_tables, unclaimed_table
-from reports.collect import Results, collect
+from reports.collect import Results, collect, experiment_wall_times
 from reports.tables import (
     kind_mask,
     provenance_table,
@@ -161,7 +161,8 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
         stability_verdicts = stability.verdicts(results.runs)
         figures.save_figure(stability.plot_stability_map(results.runs)[0], out_dir / "figures", "stability-map")
         md += ["## Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", "",
-               *[f"- {line}" for line in stability_verdicts], "", render_markdown(stability_table),
+               *[f"- {line}" for line in stability_verdicts], "",
+               *[line + "\n" for line in experiment_wall_times(results, stability.FEEDS)], render_markdown(stability_table),
                "![Stability map](figures/stability-map.png)", ""]
     unclaimed = unclaimed_table(results.runs)
     if unclaimed is not None:

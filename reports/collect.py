@@ -159,3 +159,16 @@ def metric_values(runs: pd.DataFrame, key: str) -> list:
         if not math.isnan(value):
             values.append(value)
     return values
+
+
+def experiment_wall_times(results: Results, feeds: str) -> list:
+    """One line per top-level experiment folder whose runs feed `feeds`: the wall time its `r3bench run`
+    recorded in experiment.json (runners/record.py); none for folders without a record."""
+    from runners.record import wall_time_line
+
+    if results.runs.empty or "feeds" not in results.runs:
+        return []
+    chosen = results.runs.loc[results.runs["feeds"] == feeds, "experiment"]
+    folders = sorted({str(name).split("/")[0] for name in chosen})
+    return [line for line in (wall_time_line(Path(results.results_dir) / folder) for folder in folders) if line]
+

@@ -28,7 +28,7 @@ import dataclasses
 import math
 import pandas as pd
 
-from reports.collect import metric_values
+from reports.collect import experiment_wall_times, metric_values
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 from reports.stats import mean_ci
 from reports.registry import register_table
@@ -377,7 +377,8 @@ def report_sections(results, out_dir) -> list:
             continue
         evaluation = evaluate_section(results.runs, section)
         built.append(dict(section=section, evaluation=evaluation, verdict=verdict_line(section, evaluation), table=table,
-                          figures=section_figures(results, section, Path(out_dir) / "figures")))
+                          figures=section_figures(results, section, Path(out_dir) / "figures"),
+                          wall=experiment_wall_times(results, section.name)))
     return built
 
 
@@ -389,7 +390,7 @@ def markdown_lines(built: list) -> list:
     for entry in built:
         section = entry["section"]
         lines += [f"### {section.title} (`{section.name}`)", "", f"> Paper (Appendix E): \"{section.claim}\"", "",
-                  entry["verdict"], "", f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
+                  entry["verdict"], "", *[line + "\n" for line in entry.get("wall", [])], f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
                   render_markdown(entry["table"])]
         for name, title in entry["figures"]:
             lines += [f"![{title}](figures/{name}.png)", "", f"*{title}* ([PDF](figures/{name}.pdf))", ""]

@@ -2,6 +2,7 @@
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from roadmap.errors import ConfigError
@@ -136,6 +137,7 @@ def run_experiment(args) -> int:
             print(f"  analysis {name} {options} -> {folder}")
         return 0
     check_output_root(root)
+    started = time.time()
     for name, options, folder in analyses_of(experiment, root):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
@@ -146,6 +148,12 @@ def run_experiment(args) -> int:
         print(note)
     for problem in outcome["problems"]:
         print(f"warning: {problem}", file=sys.stderr)
+    trained = len(specs) - outcome["skipped"]
+    if trained > 0:  # the wall time of this invocation, beside its runs; a call that trained nothing keeps the last record
+        from runners.record import write_experiment_record
+
+        write_experiment_record(root / experiment.name, experiment.name, args.preset or experiment.default_preset, executor,
+                                started, time.time(), len(specs), trained, resources.get("max_parallel"))
     print_summary(specs)
     for spec in specs:  # why each failed run failed, one line each
         if run_state(spec.run_dir)[0] == "failed":

@@ -276,3 +276,24 @@ def test_status_reads_run_folders_without_the_data_root(tmp_path, monkeypatch, c
     assert len(rows) == 3 and {row["state"] for row in rows} == {"pending"}
     assert main(["run", "table3", "--out", str(out), "--dry-run"]) == 2
     assert "no MNIST root given" in capsys.readouterr().err
+
+
+def test_run_records_its_wall_time_beside_the_runs_and_the_report_quotes_it(tmp_path, capsys):
+    from reports.collect import collect, experiment_wall_times
+
+    path = experiment_file(tmp_path, kimg=0.64)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--executor", "debug", "--out", str(out), "--max-parallel", "1"]) == 0
+    record = json.loads((out / "toy" / "experiment.json").read_text())
+    assert record["experiment"] == "toy" and record["runs"] == record["trained"] == 1 and record["max_parallel"] == 1
+    assert 0 < record["wall_seconds"] < 600 and record["started"] <= record["finished"]
+    assert stat.S_IMODE((out / "toy" / "experiment.json").stat().st_mode) == 0o644
+    # a second call trains nothing (the run is finished) and keeps the measured record
+    before = (out / "toy" / "experiment.json").read_text()
+    assert main(["run", str(path), "--executor", "debug", "--out", str(out)]) == 0
+    assert (out / "toy" / "experiment.json").read_text() == before
+    results = collect(out)
+    assert results.problems == [] and len(results.runs) == 1
+    results.runs["feeds"] = "toyfeed"
+    [line] = experiment_wall_times(results, "toyfeed")
+    assert line.startswith("Wall time of `r3bench run toy`: 0 min") and "1 of 1 runs trained, 1 at a time" in line
