@@ -110,11 +110,27 @@ def verdict(claim: str, comparisons: list, worse: str) -> str:
     line = f"**{claim}: {outcome}** ({len(holds)} of {len(comparisons)} paired cells show {worse} diverging significantly more often"
     line += f"; exact McNemar test per cell, p < {ALPHA}. Pooled over all cells: {only_a} seeds broke only with {worse}, "
     line += f"{only_b} only with the other setting, p = {pooled['p_value']:.3g})."
+    line += " " + _rates_sentence(comparisons, worse)
     if holds:
         line += f" Holds at: {describe(holds)}."
     if against:
         line += f" Opposite at: {describe(against)}."
     return line
+
+
+def _rates_sentence(comparisons: list, worse: str) -> str:
+    """Divergence rates of both arms over the paired seeds, with 95% Wilson intervals, and the learning
+    rates at which either arm broke at all: the range of settings the verdict speaks for."""
+    n = sum(t["n"] for _, t in comparisons)
+    k_a = sum(t["both"] + t["only_a"] for _, t in comparisons)
+    k_b = sum(t["both"] + t["only_b"] for _, t in comparisons)
+    (a_low, a_high), (b_low, b_high) = wilson_interval(k_a, n), wilson_interval(k_b, n)
+    broke = sorted({float(c["lr"]) for c, t in comparisons if t["both"] + t["only_a"] + t["only_b"] > 0})
+    calm = sorted({float(c["lr"]) for c in (c for c, _ in comparisons)} - set(broke))
+    where = (f"Runs broke at lr {', '.join(f'{lr:g}' for lr in broke)}" if broke else "No run broke") + \
+        (f"; none at lr {', '.join(f'{lr:g}' for lr in calm)}." if calm else ".")
+    return (f"Divergence rate over the {n} paired runs: {worse} {k_a}/{n} = {k_a / n:.2f} [95% Wilson {a_low:.2f}, {a_high:.2f}], "
+            f"the other setting {k_b}/{n} = {k_b / n:.2f} [{b_low:.2f}, {b_high:.2f}]. {where}") if n else ""
 
 
 def verdicts(runs: pd.DataFrame) -> list:

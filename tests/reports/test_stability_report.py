@@ -34,6 +34,9 @@ def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
     _runs(make_run, diverged_r1=7, diverged_r1r2=0)  # 7 seeds break with R1 only, none with R1+R2: p = 2 * 0.5**7
     lines = stability.verdicts(collect(make_run.root).runs)
     assert lines[0].startswith("**R1+R2 is more stable than R1 alone: holds**") and "p = 0.0156" in lines[0]
+    low, high = wilson_interval(7, 8)  # 7 of 8 R1-only runs diverged; 0 of 8 with R1+R2: [0.00, 0.32]
+    assert (f"R1 alone 7/8 = 0.88 [95% Wilson {low:.2f}, {high:.2f}], the other setting 0/8 = 0.00 [0.00, 0.32]. "
+            "Runs broke at lr 0.002.") in lines[0]
     assert lines[1].startswith("**Lazy regularization (every 8th step) fails: not run**")
     text = build_report(make_run.root, tmp_path / "report").read_text()
     assert "## Stability map" in text and "![Stability map](figures/stability-map.png)" in text
