@@ -13,8 +13,9 @@ def test_runs_complete_then_are_skipped(tmp_path, capsys):
     argv = ["run", "toy2d-ablation", "dataset=ring8", "loss=rpgan", "lazy_interval=1", "seeds=[0]", *TINY,
             "--executor", "debug", "--out", str(out)]
     assert main(argv) == 0
-    runs = sorted((out / "toy2d-ablation").iterdir())
+    runs = sorted(path for path in (out / "toy2d-ablation").iterdir() if path.is_dir())
     assert [run.name for run in runs] == ["ring8_rpgan_r1+r2_lazy1_seed0", "ring8_rpgan_r1_lazy1_seed0"]
+    assert (out / "toy2d-ablation" / "experiment.json").is_file()  # the wall-time record beside the runs
     assert all(run_state(run) == ("completed", 0.064) for run in runs)
     stamps = [(run / "summary.json").stat().st_mtime_ns for run in runs]
     capsys.readouterr()
@@ -30,7 +31,7 @@ def test_local_executor_runs_jobs_in_subprocesses(tmp_path, capsys):
     argv = ["run", "toy2d-ablation", "dataset=circle", "loss=gan", "penalties=[r1, r2]", "seeds=[0]", *TINY,
             "--executor", "local", "--out", str(out), "--max-parallel", "2"]
     assert main(argv) == 0
-    runs = sorted((out / "toy2d-ablation").iterdir())
+    runs = sorted(path for path in (out / "toy2d-ablation").iterdir() if path.is_dir())
     assert len(runs) == 2
     for run in runs:
         summary = files.read_json(run / "summary.json")
