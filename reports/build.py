@@ -160,10 +160,13 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
     if stability_table is not None:
         stability_verdicts = stability.verdicts(results.runs)
         figures.save_figure(stability.plot_stability_map(results.runs)[0], out_dir / "figures", "stability-map")
+        figures.save_figure(stability.plot_stability_map(results.runs, "log10 of the median peak G loss over seeds",
+                                                         "median_peak_loss_G")[0], out_dir / "figures", "stability-peak-loss")
         md += ["## Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", "",
                *[f"- {line}" for line in stability_verdicts], "",
                *[line + "\n" for line in experiment_wall_times(results, stability.FEEDS)], render_markdown(stability_table),
-               "![Stability map](figures/stability-map.png)", ""]
+               "![Stability map](figures/stability-map.png)", "",
+               "![Stability map: log10 median peak G loss](figures/stability-peak-loss.png)", ""]
     unclaimed = unclaimed_table(results.runs)
     if unclaimed is not None:
         files.write_text(out_dir / "tables" / "unclaimed.md", render_markdown(unclaimed))
@@ -206,11 +209,13 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
                     f"<figcaption>{html.escape(title)}</figcaption></figure>")
     body += [f'<p class="note">{html.escape(note)}</p>' for note in figure_notes]
     if stability_table is not None:
-        data = base64.b64encode((out_dir / "figures" / "stability-map.png").read_bytes()).decode()
         body += ["<h2>Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)</h2>",
                  "<ul>" + "".join(f"<li>{html.escape(line.replace('**', ''))}</li>" for line in stability_verdicts) + "</ul>",
-                 render_html(stability_table),
-                 f'<figure><img alt="Stability map" src="data:image/png;base64,{data}"><figcaption>Stability map</figcaption></figure>']
+                 render_html(stability_table)]
+        for name, caption in (("stability-map", "Stability map: divergence rate"),
+                              ("stability-peak-loss", "Stability map: log10 median peak G loss")):
+            data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()
+            body.append(f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>')
     if negative_sections:
         body.append("<h2>Negative results (paper Appendix E)</h2>")
     for entry in negative_sections:

@@ -133,11 +133,59 @@ def _rates_sentence(comparisons: list, worse: str) -> str:
             f"the other setting {k_b}/{n} = {k_b / n:.2f} [{b_low:.2f}, {b_high:.2f}]. {where}") if n else ""
 
 
+def paired_peaks(runs: pd.DataFrame, column: str, a: str, b: str, within: dict = None) -> list:
+    """[(cell without `column`, Wilcoxon dict)]: log10 peak G loss of setting a minus b on the same seeds, per cell.
+
+    The divergence rule (non-finite, or D's fake input-gradient norm > 1e4) can miss blow-ups that
+    the G loss shows by orders of magnitude; this is the graded companion of paired_comparison."""
+    from scipy.stats import wilcoxon
+
+    part = stability_runs(runs)
+    if not len(part) or "stability.peak_loss_G" not in part:
+        return []
+    for key, value in (within or {}).items():
+        part = part[part[key] == value]
+    part = part.assign(log_peak=np.log10(pd.to_numeric(part["stability.peak_loss_G"], errors="coerce").clip(lower=1e-6)))
+    others = [c for c in CELL if c != column]
+    results = []
+    for key, group in part.groupby(others, sort=True):
+        left = group[group[column] == a].set_index("seed")["log_peak"]
+        right = group[group[column] == b].set_index("seed")["log_peak"]
+        seeds = sorted(set(left.dropna().index) & set(right.dropna().index))
+        if len(seeds) < 5:  # the signed-rank test cannot reach p < 0.05 with fewer pairs
+            continue
+        difference = np.array([left[s] - right[s] for s in seeds])
+        p_value = 1.0 if not np.any(difference) else float(wilcoxon(difference).pvalue)
+        results.append((dict(zip(others, key)), dict(n=len(seeds), median_log_ratio=float(np.median(difference)), p_value=p_value)))
+    return results
+
+
+def peak_sentence(comparisons: list, worse: str) -> str:
+    """Where `worse` had a significantly higher (or lower) peak G loss than the other setting, by lr and gamma."""
+    if not comparisons:
+        return ""
+    higher = [(c, t) for c, t in comparisons if t["p_value"] < ALPHA and t["median_log_ratio"] > 0]
+    lower = [(c, t) for c, t in comparisons if t["p_value"] < ALPHA and t["median_log_ratio"] < 0]
+    describe = lambda items: "; ".join(  # noqa: E731
+        f"{c['dataset']} {c['loss']} lr {c['lr']} gamma {c['gamma']}: x{10 ** t['median_log_ratio']:.3g} (p = {t['p_value']:.2g}, n = {t['n']})"
+        for c, t in items)
+    line = (f"Peak G loss, paired by seed (Wilcoxon signed-rank on log10 peaks, p < {ALPHA} per cell, uncorrected for the "
+            f"number of cells): {worse} higher in {len(higher)} "
+            f"of {len(comparisons)} cells")
+    line += f" ({describe(higher)})" if higher else ""
+    line += f", lower in {len(lower)}" + (f" ({describe(lower)})" if lower else "") + "."
+    return line
+
+
 def verdicts(runs: pd.DataFrame) -> list:
-    r1 = paired_comparison(runs, "penalties", "r1", "r1+r2", within=dict(lazy_interval="1"))
-    lazy = paired_comparison(runs, "lazy_interval", "8", "1")
-    return [verdict("R1+R2 is more stable than R1 alone", r1, "R1 alone"),
-            verdict("Lazy regularization (every 8th step) fails", lazy, "lazy 8")]
+    lines = []
+    for claim, column, a, b, within, worse in (
+            ("R1+R2 is more stable than R1 alone", "penalties", "r1", "r1+r2", dict(lazy_interval="1"), "R1 alone"),
+            ("Lazy regularization (every 8th step) fails", "lazy_interval", "8", "1", None, "lazy 8")):
+        line = verdict(claim, paired_comparison(runs, column, a, b, within), worse)
+        peaks = peak_sentence(paired_peaks(runs, column, a, b, within), worse)
+        lines.append(line + (" " + peaks if peaks else ""))
+    return lines
 
 
 @register_table(FEEDS, order=70)
@@ -147,8 +195,11 @@ def stability_tables(results) -> list:
     return [] if table is None else [dataclasses.replace(table, notes=table.notes + tuple(verdicts(results.runs)))]
 
 
-def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate"):
-    """Heatmaps of the divergence rate over lr x gamma, one panel per (data set, network, loss + penalties, lazy). (fig, axes)"""
+def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value: str = "rate"):
+    """Heatmaps over lr x gamma, one panel per (data set, network, loss + penalties, lazy). (fig, axes)
+
+    value: "rate" (the divergence rate, 0..1) or "median_peak_loss_G" (drawn as log10: the G loss
+    explodes by orders of magnitude in runs the divergence rule still counts as finished)."""
     import seaborn as sns
 
     from reports.figures import _figure
@@ -161,9 +212,13 @@ def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate"):
     for ax, (dataset, model, loss, penalties, lazy) in zip(axes.flat, panels):
         part = cells[(cells["dataset"] == dataset) & (cells["model"] == model) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
                      & (cells["lazy_interval"] == lazy)]
-        grid = part.pivot_table(index="gamma", columns="lr", values="rate", aggfunc="mean")
+        grid = part.pivot_table(index="gamma", columns="lr", values=value, aggfunc="mean")
         grid = grid.reindex(sorted(grid.index, key=float)).reindex(columns=sorted(grid.columns, key=float))
-        sns.heatmap(grid, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
+        if value == "rate":
+            sns.heatmap(grid, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
+        else:
+            sns.heatmap(np.log10(grid.clip(lower=1e-3)), vmin=0, vmax=7, cmap="rocket_r", annot=True, fmt=".1f", cbar=False, ax=ax,
+                        annot_kws=dict(size=7))
         # The network is named with the loss: the toy MLP and the small ResNet share panel layouts.
         ax.set_title(f"{dataset}, {model}: {loss} + {penalties}" + (f", lazy {lazy}" if lazy != "1" else ""), fontsize=8)
         ax.set(xlabel="lr", ylabel="gamma")

@@ -41,6 +41,7 @@ def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
     text = build_report(make_run.root, tmp_path / "report").read_text()
     assert "## Stability map" in text and "![Stability map](figures/stability-map.png)" in text
     assert (tmp_path / "report" / "figures" / "stability-map.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report" / "figures" / "stability-peak-loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Unclaimed runs" not in text
 
 
@@ -70,3 +71,20 @@ def test_stability_map_panels_name_the_network(make_run):
     assert titles == ["stackedmnist, small_resnet: rpgan + r1", "stackedmnist, small_resnet: rpgan + r1+r2"]
     assert [t.get_text() for t in axes.flat[0].texts] == ["0.38"]  # 3 of 8 diverged at the one lr x gamma cell
     plt.close(fig)
+
+
+def test_peak_loss_comparison_finds_a_tenfold_blow_up_paired_by_seed(make_run):
+    """R1-only peaks 10x the R1+R2 peaks on each of 8 seeds: every signed difference is +1 in log10, so the
+    exact two-sided Wilcoxon p is 2 / 2**8 = 0.0078 and the median ratio is 10."""
+    for seed in range(8):
+        for penalties, peak in ((["r1"], 10.0 * (seed + 1)), (["r1", "r2"], float(seed + 1))):
+            run_dir = make_run("stability", f"{'+'.join(penalties)}-s{seed}", seed=seed, penalties=penalties, lr=2e-3,
+                               gamma=1.0, feeds="stability", status="completed", metrics=dict(modes=100.0, kl=3.0))
+            summary = json.loads((run_dir / "summary.json").read_text())
+            summary["stability"] = dict(peak_loss_G=peak, spike=False, recovered=None)
+            (run_dir / "summary.json").write_text(json.dumps(summary))
+    [(cell, result)] = stability.paired_peaks(collect(make_run.root).runs, "penalties", "r1", "r1+r2")
+    assert result["n"] == 8 and result["median_log_ratio"] == pytest.approx(1.0)
+    assert result["p_value"] == pytest.approx(2 / 2**8)
+    line = stability.verdicts(collect(make_run.root).runs)[0]
+    assert "R1 alone higher in 1 of 1 cells" in line and "x10 (p = 0.0078, n = 8)" in line and "lower in 0." in line
