@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="OUT")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every run, as for r3bench run")
     args = parser.parse_args(argv)
+    from against_official import _cpu_model  # the script beside this one (its folder is on sys.path)
     from runners.experiment import parse_overrides
 
     torch.set_num_threads(1)
@@ -115,14 +116,6 @@ def main(argv=None) -> int:
             json.dump(result, handle, indent=1)
         os.replace(args.json + ".tmp", args.json)
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
