@@ -137,7 +137,9 @@ def run_experiment(args) -> int:
             print(f"  analysis {name} {options} -> {folder}")
         return 0
     check_output_root(root)
-    started = time.time()
+    from roadmap.trainer import _git_commit
+
+    started, commit = time.time(), _git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
     for name, options, folder in analyses_of(experiment, root):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
@@ -153,7 +155,7 @@ def run_experiment(args) -> int:
         from runners.record import write_experiment_record
 
         write_experiment_record(root / experiment.name, experiment.name, args.preset or experiment.default_preset, executor,
-                                started, time.time(), len(specs), trained, resources.get("max_parallel"))
+                                started, time.time(), len(specs), trained, resources.get("max_parallel"), commit)
     print_summary(specs)
     for spec in specs:  # why each failed run failed, one line each
         if run_state(spec.run_dir)[0] == "failed":

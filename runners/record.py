@@ -12,8 +12,10 @@ from roadmap import files
 
 
 def write_experiment_record(folder: Path, name: str, preset, executor: str, started: float, finished: float, runs: int,
-                            trained: int, max_parallel=None) -> None:
-    """experiment.json beside the run folders: the measured wall time of the `r3bench run` that trained them, and where."""
+                            trained: int, max_parallel=None, git_commit=None) -> None:
+    """experiment.json beside the run folders: the measured wall time of the `r3bench run` that trained them, and where.
+
+    `git_commit`: the code the runs started from (read when the call began); None reads it now."""
     from roadmap.trainer import _git_commit
 
     def stamp(seconds):
@@ -22,7 +24,7 @@ def write_experiment_record(folder: Path, name: str, preset, executor: str, star
     files.write_json(folder / "experiment.json", dict(
         experiment=name, preset=preset, executor=executor, started=stamp(started), finished=stamp(finished),
         wall_seconds=round(finished - started, 1), runs=runs, trained=trained, max_parallel=max_parallel,
-        git_commit=_git_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores"))
+        git_commit=git_commit or _git_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores"))
 
 
 def read_experiment_record(folder: Path):
