@@ -83,8 +83,14 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
     toy = _by_experiment(runs, kind_mask(runs, "toy_mixture", "toy_curve") if len(runs) else [])
     for experiment, part in toy:
         entries = []
-        for keys, group in part.groupby(["dataset", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
-            label = _loss_label(dict(zip(["dataset", "loss", "penalties", "lazy_interval"], keys)))
+        # a setting that varies within the experiment (the stability map's lr, gamma) gets its own column,
+        # named in the label: one run's samples never stand for another setting's
+        varying = [c for c in ("lr", "gamma") if c in part and part[c].astype(str).nunique() > 1]
+        columns = ["dataset", "loss", "penalties", "lazy_interval"] + varying
+        for keys, group in part.groupby(columns, dropna=False, sort=True):
+            values = dict(zip(columns, keys))
+            label = _loss_label(values) + "".join(f", {c} {values[c]:g}" if isinstance(values[c], float) else f", {c} {values[c]}"
+                                                  for c in varying)
             entries.append((str(keys[0]), label, _first_samples(group)))
         if not any(path for _, _, path in entries):
             notes.append(f"Toy sample grid ({experiment}): no run saved samples/final.png.")
