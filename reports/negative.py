@@ -390,7 +390,8 @@ def markdown_lines(built: list) -> list:
     for entry in built:
         section = entry["section"]
         lines += [f"### {section.title} (`{section.name}`)", "", f"> Paper (Appendix E): \"{section.claim}\"", "",
-                  entry["verdict"], "", *[line + "\n" for line in entry.get("wall", [])], f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
+                  entry["verdict"], "", *[line + "\n" for line in entry.get("wall", [])],
+                  f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
                   render_markdown(entry["table"])]
         for name, title in entry["figures"]:
             lines += [f"![{title}](figures/{name}.png)", "", f"*{title}* ([PDF](figures/{name}.pdf))", ""]

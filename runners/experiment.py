@@ -300,7 +300,7 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             specs.append(RunSpec(where, name, config, Path(results_root) / where / name))
     for included in experiment.include:
         child = load_experiment(included)
-        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/", check_data=False)
+        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/")  # checked below, once, at the top
     if not prefix:
         _check_models_and_data(specs, check_data)
     names = [spec.run_dir for spec in specs]
