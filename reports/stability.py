@@ -126,7 +126,7 @@ def _rates_sentence(comparisons: list, worse: str) -> str:
     k_b = sum(t["both"] + t["only_b"] for _, t in comparisons)
     (a_low, a_high), (b_low, b_high) = wilson_interval(k_a, n), wilson_interval(k_b, n)
     broke = sorted({float(c["lr"]) for c, t in comparisons if t["both"] + t["only_a"] + t["only_b"] > 0})
-    calm = sorted({float(c["lr"]) for c in (c for c, _ in comparisons)} - set(broke))
+    calm = sorted({float(c["lr"]) for c, _ in comparisons} - set(broke))
     where = (f"Runs broke at lr {', '.join(f'{lr:g}' for lr in broke)}" if broke else "No run broke") + \
         (f"; none at lr {', '.join(f'{lr:g}' for lr in calm)}." if calm else ".")
     return (f"Divergence rate over the {n} paired runs: {worse} {k_a}/{n} = {k_a / n:.2f} [95% Wilson {a_low:.2f}, {a_high:.2f}], "

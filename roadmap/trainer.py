@@ -99,7 +99,8 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """Short hash of the checkout this code runs from, or "unknown" (recorded in summary.json and experiment.json)."""
     try:
         source = Path(__file__).resolve().parent
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5)
@@ -417,7 +418,7 @@ def _load_state(checkpoint, generator, discriminator, generator_ema, optimizatio
 def _summary(config: RunConfig, run_dir: Path, status: str, **fields) -> dict:
     """summary.json of a run: its verdict and provenance (one builder for finished and failed runs)."""
     return dict(dict(reason=None, kimg=None, diverged_kimg=None, metrics={}, wall_seconds=None, device=str(config.device)),
-                status=status, git_commit=_git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
+                status=status, git_commit=git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
                 run=run_dir.name, torch=torch.__version__, feeds=config.feeds, **fields)
 
 

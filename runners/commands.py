@@ -137,9 +137,9 @@ def run_experiment(args) -> int:
             print(f"  analysis {name} {options} -> {folder}")
         return 0
     check_output_root(root)
-    from roadmap.trainer import _git_commit
+    from roadmap.trainer import git_commit
 
-    started, commit = time.time(), _git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
+    started, commit = time.time(), git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
     for name, options, folder in analyses_of(experiment, root):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),

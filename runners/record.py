@@ -16,7 +16,7 @@ def write_experiment_record(folder: Path, name: str, preset, executor: str, star
     """experiment.json beside the run folders: the measured wall time of the `r3bench run` that trained them, and where.
 
     `git_commit`: the code the runs started from (read when the call began); None reads it now."""
-    from roadmap.trainer import _git_commit
+    from roadmap.trainer import git_commit as current_commit
 
     def stamp(seconds):
         return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -24,7 +24,7 @@ def write_experiment_record(folder: Path, name: str, preset, executor: str, star
     files.write_json(folder / "experiment.json", dict(
         experiment=name, preset=preset, executor=executor, started=stamp(started), finished=stamp(finished),
         wall_seconds=round(finished - started, 1), runs=runs, trained=trained, max_parallel=max_parallel,
-        git_commit=git_commit or _git_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores"))
+        git_commit=git_commit or current_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores"))
 
 
 def read_experiment_record(folder: Path):

@@ -41,7 +41,7 @@ def official_pair(path: str, width: float, device):
     common = dict(WidthPerStage=[stem] * 4, CardinalityPerStage=[cardinality] * 4, BlocksPerStage=[2] * 4,
                   ExpansionFactor=2, FP16Stages=[], c_dim=0, img_resolution=32)
     G = Generator(NoiseDimension=64, **common).train().requires_grad_(False).to(device)
-    D = Discriminator(**{k: v for k, v in common.items()}).train().requires_grad_(False).to(device)
+    D = Discriminator(**common).train().requires_grad_(False).to(device)
     return G, D, R3GANLoss(G, D)
 
 
