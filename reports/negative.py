@@ -305,7 +305,8 @@ def plot_final_kl(runs: pd.DataFrame, section: Section, title: str = ""):
             ax.scatter(dx, dy, color=color, **DIVERGED_MARKER)
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=20, ha="right")
     ax.set(ylabel="final KL (lower is better)", title=title or section.title)
-    ax.scatter([], [], color="white", label="diverged (at top)", **DIVERGED_MARKER)
+    if (part["status"] == "diverged").any():  # the legend names the marker only when a run diverged
+        ax.scatter([], [], color="white", label="diverged (at top)", **DIVERGED_MARKER)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax
 
@@ -337,7 +338,7 @@ def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision e
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kimg", "value", "variant", "quantity", "run"])
     _curves(ax, data, groups)
     ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_ylim(bottom=0)  # counts: no negative half of the symlog axis
+    ax.set_ylim(bottom=-0.3)  # counts: no negative half, but room to see the variants that stay at 0 events
     ax.set(xlabel="kimg (thousands of real images shown to D)", ylabel="events per step", title=title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -119,3 +119,13 @@ def test_precision_events_and_report_section(make_run, tmp_path):
     assert (tmp_path / "out" / "tables" / "negative-precision.tex").exists()
     assert "### Table `negative-precision`" not in text  # shown once, in its own section
     assert "Negative results" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("fails", [True, False])
+def test_final_kl_legend_names_the_diverged_marker_only_when_a_run_diverged(make_run, fails):
+    from reports.negative import plot_final_kl
+
+    _lazy_results(make_run, fails)
+    _, ax = plot_final_kl(collect(make_run.root).runs, LAZY)
+    labels = ax.get_legend_handles_labels()[1]
+    assert ("diverged (at top)" in labels) is fails and len(labels) == 2 + fails
