@@ -105,9 +105,15 @@ def main(argv=None) -> int:
     from runners.experiment import parse_overrides
 
     torch.set_num_threads(1)
+    from roadmap.errors import ConfigError
+
     rows = []
-    for experiment in args.experiments:
-        rows += measure(experiment, args.rounds, parse_overrides(args.set))
+    try:
+        for experiment in args.experiments:
+            rows += measure(experiment, args.rounds, parse_overrides(args.set))
+    except ConfigError as error:
+        print(f"cpu_presets: {error}", file=sys.stderr)
+        return 2
     result = dict(what=__doc__.splitlines()[0], rounds=args.rounds, threads=1, torch=torch.__version__,
                   machine=f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}",
                   date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), rows=rows)
