@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from roadmap.errors import ConfigError, unknown
+from roadmap.networks import cpu_ops
 
 LEAKY_SLOPE = 0.2
 # Gain that keeps the second moment through a leaky ReLU(0.2) under He init: sqrt(2 / (1 + a^2)).
@@ -169,6 +170,8 @@ class Convolution(nn.Module):
         msr_init(self.weight, gain)
 
     def forward(self, x):
+        if _fast(x):
+            return cpu_ops.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.groups)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.conv2d(x, self.weight.to(x.dtype), bias, padding=self.padding, groups=self.groups)
 
@@ -194,8 +197,11 @@ class BiasedActivation(nn.Module):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
         self.activation = activation_function(activation)
+        self.leaky = activation == "lrelu"
 
     def forward(self, x):
+        if self.leaky and _fast(x):
+            return cpu_ops.biased_leaky_relu(x, self.bias, LEAKY_SLOPE)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return self.activation(x + self.bias.to(x.dtype).view(shape))
 
@@ -234,6 +240,6 @@ class Downsample(nn.Module):
         n, c, h, w = x.shape
         kernel = self.kernel.to(x.dtype)
         if _fast(x):  # depthwise, as in Upsample
-            return F.conv2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+            return cpu_ops.conv2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
         y = F.conv2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1)
         return y.view(n, c, h // 2, w // 2)
