@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 
 from roadmap.losses import LossSpec, get_objective, input_gradient, regularization_weight, squared_norm
+from roadmap.networks import cpu_ops
+from roadmap.networks.layers import uses_cpu_ops
 from roadmap.registry import ModelPair
 
 
@@ -48,31 +50,62 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalti
 
     Input gradients on real and fake samples are always measured: they are the penalties'
     integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
+    On the CPU, a side whose penalty is on gets its adversarial gradient folded into the penalty's
+    double backward (networks/cpu_ops.py) when the discriminator supports it: the same gradient,
+    one backward of D fewer.
     """
     with torch.no_grad():
         fake = pair.generator(z, labels)
     real = real.detach().requires_grad_(True)
     fake = fake.detach().requires_grad_(True)
-    real_logits = pair.discriminator(augment(real), labels)
-    fake_logits = pair.discriminator(augment(fake), labels)
-    adversarial = get_objective(objective).discriminator(real_logits, fake_logits)
-    total = adversarial.mean()
+    penalized = {name: regularization_weight > 0 and name in penalties for name in ("r1", "r2")}
+    folds = {name: _fold(pair.discriminator, real) if penalized[name] else None for name in ("r1", "r2")}
+    logits = {}
+    for name, inputs in (("r1", real), ("r2", fake)):
+        augmented = augment(inputs)
+        with cpu_ops.folding(folds[name]):
+            logits[name] = pair.discriminator(augmented, labels)
+    real_logits, fake_logits = logits["r1"], logits["r2"]
+    spec = get_objective(objective)
+    if any(folds.values()):  # the adversarial term through its per-sample cotangents (see above)
+        detached = [real_logits.detach().requires_grad_(True), fake_logits.detach().requires_grad_(True)]
+        adversarial = spec.discriminator(*detached)
+        cotangents = dict(zip(("r1", "r2"), torch.autograd.grad(scale(adversarial.mean()), detached)))
+        total = 0
+        for name, cotangent in cotangents.items():
+            if folds[name] is None:
+                total = total + (cotangent * logits[name]).sum()
+            else:
+                folds[name].cotangent = cotangent
+        penalty_total = 0
+    else:
+        adversarial = spec.discriminator(real_logits, fake_logits)
+        total = penalty_total = adversarial.mean()
     stats = dict(loss_D=adversarial.detach().mean(), logits_real=real_logits.detach().mean(),
                  logits_fake=fake_logits.detach().mean())
-    for name, logits, inputs in (("r1", real_logits, real), ("r2", fake_logits, fake)):
-        penalized = regularization_weight > 0 and name in penalties
-        gradient = input_gradient(logits, inputs, create_graph=penalized)
+    for name, inputs in (("r1", real), ("r2", fake)):
+        gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
         norms = squared_norm(gradient.detach()).sqrt()
         side = "real" if name == "r1" else "fake"
         stats["grad_norm_" + side] = norms.mean()
         stats["grad_norm_" + side + "_max"] = norms.max()  # the per-tick peak (stability statistics)
-        if penalized:
+        if penalized[name]:
             penalty = squared_norm(gradient)  # = losses.gradient_penalty, reusing this graph
-            total = total + regularization_weight * gamma / 2 * penalty.mean()
+            penalty_total = penalty_total + regularization_weight * gamma / 2 * penalty.mean()
             stats[name] = penalty.detach().mean()
     stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
-    scale(total).backward()
+    if any(folds.values()):
+        total = total + scale(penalty_total)
+    else:
+        total = scale(penalty_total)
+    total.backward()
     return stats
+
+
+def _fold(discriminator, real):
+    """A fresh AdversarialFold where the CPU operators run and the discriminator supports folding, else None."""
+    supported = getattr(discriminator, "adversarial_fold_supported", None)
+    return cpu_ops.AdversarialFold() if uses_cpu_ops(real) and supported is not None and supported() else None
 
 
 def generator_step(pair: ModelPair, real, labels, z, objective: str, scale=_identity, augment=_identity) -> dict:

@@ -60,8 +60,12 @@ def plain_operators():
         _plain = previous
 
 
-def _fast(x: torch.Tensor) -> bool:
+def uses_cpu_ops(x: torch.Tensor) -> bool:
+    """Whether layers given `x` run the CPU operators (cpu_ops.py): on the CPU, outside plain_operators()."""
     return not _plain and x.device.type == "cpu"
+
+
+_fast = uses_cpu_ops
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -186,6 +190,8 @@ class Linear(nn.Module):
         msr_init(self.weight, gain)
 
     def forward(self, x):
+        if _fast(x) and x.ndim == 2:
+            return cpu_ops.linear(x, self.weight, self.bias)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.linear(x, self.weight.to(x.dtype), bias)
 

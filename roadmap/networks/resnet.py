@@ -210,8 +210,17 @@ class ResNetDiscriminator(nn.Module):
         self.embedding = Linear(num_classes, out_features, gain=out_features ** -0.5) if num_classes else None
         self.num_classes = num_classes
         self.monitor = monitor
+        self.options = dict(activation=activation, normalization=normalization)
         if monitor is not None:
             monitor.register("D.logits")
+
+    def adversarial_fold_supported(self) -> bool:
+        """Whether the CPU D step may fold the adversarial gradient into R1/R2's double backward
+        (networks/cpu_ops.py): every parameter sits in a convolution, linear layer or biased leaky
+        ReLU on the path from the image to the logit, in fp32 (no projection embedding, no GroupNorm,
+        no smooth activation, no emulated precision, no event monitor)."""
+        return (self.embedding is None and self.monitor is None and self.options == dict(activation="lrelu", normalization="none")
+                and all(stage.dtype == torch.float32 for stage in self.stages))
 
     def forward(self, x, labels=None):
         x = enter_precision(x.float(), self.stages[0].dtype)

@@ -324,6 +324,14 @@ class ResidualDiscriminator(nn.Module):
             self.out = Linear(last, out_features, bias=True)
             self.embedding = Linear(num_classes, out_features) if num_classes else None
         self.num_classes, self.first_dtype = num_classes, dtypes[0]
+        self.equalized, self.dtypes = equalized, dtypes
+
+    def adversarial_fold_supported(self) -> bool:
+        """Whether the CPU D step may fold the adversarial gradient into R1/R2's double backward
+        (networks/cpu_ops.py): the stripped D of Configs B-C (no equalized lr, no minibatch stddev),
+        unconditional, in fp32."""
+        return (not self.equalized and isinstance(self.mbstd, nn.Identity) and self.embedding is None
+                and all(dtype == torch.float32 for dtype in self.dtypes))
 
     @staticmethod
     def _act(x, act):

@@ -1,9 +1,11 @@
 """The optimized training iteration computes what the plain one does, up to floating-point reordering (issue "Performance").
 
-Plain: layers.plain_operators() (N*C single-channel resampling, as the official reference ops)
-and contiguous tensors, i.e. the step as it was before the CPU speed-ups. Optimized: the default
-operators. One D step (with R1/R2) and one G step from the same
-weights and batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative.
+Plain: layers.plain_operators() (N*C single-channel resampling, as the official reference ops;
+F.conv2d and autograd's own double backward; contiguous tensors), i.e. the step as it was before
+the CPU speed-ups. Optimized: the default CPU operators (networks/cpu_ops.py: channels_last, the
+cheap double backward, and the adversarial gradient folded into R1/R2's double backward where the
+discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
+batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative.
 """
 import contextlib
 
@@ -19,10 +21,13 @@ from roadmap.step import Batch, Optimization, training_iteration
 RELATIVE = 1e-5
 
 
-def _iteration(row: str, plain: bool):
-    """(statistics, {parameter name: gradient}) of one iteration of `row` at a tiny width, 16 px, batch 4."""
+R1_R2 = LossSpec(loss="rpgan", penalties=("r1", "r2"), lazy_interval=1)
+
+
+def _iteration(row: str, plain: bool, loss: LossSpec = R1_R2, step: int = 0, preset: str = "stackedmnist"):
+    """(statistics, {parameter name: gradient}) of one iteration (D step number `step`) of `row` at a tiny width, 16 px, batch 4."""
     torch.manual_seed(0)
-    pair = create_model(row, preset="stackedmnist", width=0.03125, resolution=16)
+    pair = create_model(row, preset=preset, width=0.03125, resolution=16)
     # Make the zero-initialized last convs of the residual blocks non-zero, so every path carries gradient.
     with torch.no_grad():
         for module in (pair.generator, pair.discriminator):
@@ -35,9 +40,9 @@ def _iteration(row: str, plain: bool):
     generator = torch.Generator().manual_seed(1)
     real = (torch.rand(2, 4, 3, 16, 16, generator=generator) * 2 - 1)
     z = torch.randn(2, 4, pair.latent_dim, generator=generator)
-    loss = LossSpec(loss="rpgan", penalties=("r1", "r2"), lazy_interval=1)
+    labels = torch.tensor([0, 3, 3, 9]) if pair.discriminator.num_classes else None
     with plain_operators() if plain else contextlib.nullcontext():
-        stats = training_iteration(pair, optimization, loss, 0, 1.0, Batch(real[0], None, z[0]), Batch(real[1], None, z[1]))
+        stats = training_iteration(pair, optimization, loss, step, 1.0, Batch(real[0], labels, z[0]), Batch(real[1], labels, z[1]))
     gradients = {f"{side}.{name}": p.grad.clone() for side, module in (("G", pair.generator), ("D", pair.discriminator))
                  for name, p in module.named_parameters() if p.grad is not None}
     return {k: float(v) for k, v in stats.items()}, gradients
@@ -45,9 +50,28 @@ def _iteration(row: str, plain: bool):
 
 @pytest.mark.parametrize("row", ROWS)
 def test_optimized_step_equals_the_plain_step(row):
-    plain_stats, plain_grads = _iteration(row, plain=True)
-    stats, grads = _iteration(row, plain=False)
-    for key in ("loss_D", "loss_G", "r1", "r2", "grad_norm_real", "grad_norm_fake"):
+    _assert_same_iteration(row)
+
+
+# The folding branches on E: R1 only with the fake side unfolded (GAN + R1), R2 only, a lazy step with
+# no penalty (nothing folded), a penalty step of lazy regularization (weight 8), and a conditional
+# (projection) D, which does not support folding.
+@pytest.mark.parametrize("loss, step, preset", [
+    (LossSpec(loss="gan", penalties=("r1",), lazy_interval=1), 0, "stackedmnist"),
+    (LossSpec(loss="rpgan", penalties=("r2",), lazy_interval=1), 0, "stackedmnist"),
+    (LossSpec(loss="rpgan", penalties=("r1", "r2"), lazy_interval=8), 3, "stackedmnist"),
+    (LossSpec(loss="rpgan", penalties=("r1", "r2"), lazy_interval=8), 8, "stackedmnist"),
+    (R1_R2, 0, "cifar10"),
+])
+def test_optimized_step_equals_the_plain_step_for_every_folding_branch(loss, step, preset):
+    _assert_same_iteration("E", loss=loss, step=step, preset=preset)
+
+
+def _assert_same_iteration(row, **options):
+    plain_stats, plain_grads = _iteration(row, plain=True, **options)
+    stats, grads = _iteration(row, plain=False, **options)
+    assert stats.keys() == plain_stats.keys()
+    for key in plain_stats:
         assert stats[key] == pytest.approx(plain_stats[key], rel=RELATIVE, abs=1e-9), key
     assert grads.keys() == plain_grads.keys() and len(grads) > 10
     for name, reference in plain_grads.items():
@@ -79,3 +103,38 @@ def test_plain_operators_restores_the_fast_path_after_an_error():
         with plain_operators():
             raise RuntimeError("boom")
     assert layers._plain is False
+
+
+def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_graph(monkeypatch):
+    """E's D step with R1 + R2 folded runs each convolution's first-order backward once per side (the
+    input-gradient pass); unfolded, the adversarial backward runs it once more on each side."""
+    from roadmap.networks import cpu_ops
+    from roadmap.step import _fold, discriminator_step
+
+    calls = []
+    original = cpu_ops._Convolution.backward
+
+    def counted(ctx, grad):
+        calls.append(1)
+        return original(ctx, grad)
+
+    monkeypatch.setattr(cpu_ops._Convolution, "backward", staticmethod(counted))
+    torch.manual_seed(0)
+    pair = create_model("E", preset="stackedmnist", width=0.03125, resolution=16)
+    real, z = torch.rand(4, 3, 16, 16), torch.randn(4, pair.latent_dim)
+    convolutions = sum(1 for module in pair.discriminator.modules()
+                       if type(module).__name__ in ("Convolution", "Linear", "Downsample"))  # the head's depthwise is a Convolution
+    assert isinstance(_fold(pair.discriminator, real), cpu_ops.AdversarialFold)
+    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
+    assert len(calls) == 2 * convolutions
+    calls.clear()
+    monkeypatch.setattr(type(pair.discriminator), "adversarial_fold_supported", lambda self: False)
+    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
+    assert len(calls) == 4 * convolutions
+    # not supported: the projection D, GroupNorm, a smooth activation, the StyleGAN2 D of Config A
+    for row, options in (("E", dict(preset="cifar10")), ("E", dict(normalization="group")), ("E", dict(activation="gelu")),
+                         ("A", {})):
+        other = create_model(row, **dict(dict(preset="stackedmnist", width=0.03125, resolution=16), **options))
+        assert _fold(other.discriminator, real) is None, (row, options)
+    with plain_operators():
+        assert _fold(pair.discriminator, real) is None
