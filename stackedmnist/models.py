@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from roadmap.errors import ConfigError, check_int, check_options
+from roadmap.networks import cpu_ops
+from roadmap.networks.layers import uses_cpu_ops
 from roadmap.registry import ModelPair, register_model
 
 LEAK = 0.2  # leaky ReLU slope (StyleGAN and R3GAN)
@@ -26,6 +28,9 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
 
     def forward(self, x):
+        if uses_cpu_ops(x):  # the same layers through the CPU operators (roadmap/networks/cpu_ops.py)
+            hidden = cpu_ops.biased_leaky_relu(cpu_ops.conv2d(x, self.conv1.weight, padding=1), self.conv1.bias, LEAK)
+            return x + cpu_ops.conv2d(hidden, self.conv2.weight, padding=1)
         return x + self.conv2(F.leaky_relu(self.conv1(x), LEAK))
 
 
@@ -38,7 +43,10 @@ class Transition(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x):
-        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False))
+        x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        if uses_cpu_ops(x) and isinstance(self.conv, nn.Conv2d):
+            return cpu_ops.conv2d(x, self.conv.weight)
+        return self.conv(x)
 
 
 def _stage_channels(width: int, resolution: int) -> list:
@@ -109,8 +117,18 @@ class SmallResNetDiscriminator(nn.Module):
         _init_weights(self, blocks * len(widths))
 
     def forward(self, x, labels=None):
+        if uses_cpu_ops(x):  # the same layers through the CPU operators (roadmap/networks/cpu_ops.py)
+            h = self.stages(cpu_ops.conv2d(x, self.from_rgb.weight, self.from_rgb.bias))
+            h = cpu_ops.biased_leaky_relu(h, None, LEAK).flatten(1)
+            h = cpu_ops.biased_leaky_relu(cpu_ops.linear(h, self.hidden.weight), self.hidden.bias, LEAK)
+            return cpu_ops.linear(h, self.out.weight, self.out.bias).squeeze(1)
         h = F.leaky_relu(self.stages(self.from_rgb(x)), LEAK).flatten(1)
         return self.out(F.leaky_relu(self.hidden(h), LEAK)).squeeze(1)
+
+    def adversarial_fold_supported(self) -> bool:
+        """The CPU D step may fold the adversarial gradient into R1/R2's double backward (roadmap/networks/cpu_ops.py):
+        every parameter sits in a convolution, linear layer or biased leaky ReLU of the CPU operators."""
+        return True
 
 
 def _small_resnet(latent_dim: int, width: int, blocks: int, resolution: int, loss: dict) -> ModelPair:

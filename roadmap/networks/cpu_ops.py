@@ -157,12 +157,15 @@ def linear(x, weight, bias=None) -> torch.Tensor:
 
 
 class _BiasedLeakyReLU(torch.autograd.Function):
-    """y = leaky_relu(x + b); saves y only (y > 0 exactly where x + b > 0, the slope being positive)."""
+    """y = leaky_relu(x + b) (b may be None); saves y only (y > 0 exactly where x + b > 0, the slope being positive)."""
 
     @staticmethod
     def forward(ctx, x, bias, slope):
-        y = torch.add(x, bias.view((1, -1) + (1,) * (x.ndim - 2)))
-        torch.nn.functional.leaky_relu_(y, slope)
+        if bias is None:
+            y = torch.nn.functional.leaky_relu(x, slope)
+        else:
+            y = torch.add(x, bias.view((1, -1) + (1,) * (x.ndim - 2)))
+            torch.nn.functional.leaky_relu_(y, slope)
         ctx.save_for_backward(y, bias)
         ctx.slope, ctx.fold = slope, _active_fold
         return y
@@ -203,5 +206,5 @@ def _format(x: torch.Tensor) -> torch.memory_format:
 
 
 def biased_leaky_relu(x, bias, slope: float) -> torch.Tensor:
-    """leaky_relu(x + bias[channel], slope) with the backward above."""
+    """leaky_relu(x + bias[channel], slope) with the backward above (bias None: no bias)."""
     return _BiasedLeakyReLU.apply(x, bias, slope)
