@@ -50,62 +50,88 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalti
 
     Input gradients on real and fake samples are always measured: they are the penalties'
     integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
-    On the CPU, a side whose penalty is on gets its adversarial gradient folded into the penalty's
-    double backward (networks/cpu_ops.py) when the discriminator supports it: the same gradient,
-    one backward of D fewer.
+    On the CPU, a discriminator that supports it takes the folded step below instead: the same
+    gradients with fewer passes over D.
     """
     with torch.no_grad():
         fake = pair.generator(z, labels)
-    real = real.detach().requires_grad_(True)
-    fake = fake.detach().requires_grad_(True)
-    penalized = {name: regularization_weight > 0 and name in penalties for name in ("r1", "r2")}
-    folds = {name: _fold(pair.discriminator, real) if penalized[name] else None for name in ("r1", "r2")}
-    logits = {}
-    for name, inputs in (("r1", real), ("r2", fake)):
-        augmented = augment(inputs)
-        with cpu_ops.folding(folds[name]):
-            logits[name] = pair.discriminator(augmented, labels)
-    real_logits, fake_logits = logits["r1"], logits["r2"]
+    sides = dict(r1=real.detach().requires_grad_(True), r2=fake.detach().requires_grad_(True))
+    penalized = {name: regularization_weight > 0 and name in penalties for name in sides}
     spec = get_objective(objective)
-    if any(folds.values()):  # the adversarial term through its per-sample cotangents (see above)
-        detached = [real_logits.detach().requires_grad_(True), fake_logits.detach().requires_grad_(True)]
-        adversarial = spec.discriminator(*detached)
-        cotangents = dict(zip(("r1", "r2"), torch.autograd.grad(scale(adversarial.mean()), detached)))
-        total = 0
-        for name, cotangent in cotangents.items():
-            if folds[name] is None:
-                total = total + (cotangent * logits[name]).sum()
-            else:
-                folds[name].cotangent = cotangent
-        penalty_total = 0
-    else:
-        adversarial = spec.discriminator(real_logits, fake_logits)
-        total = penalty_total = adversarial.mean()
-    stats = dict(loss_D=adversarial.detach().mean(), logits_real=real_logits.detach().mean(),
-                 logits_fake=fake_logits.detach().mean())
-    for name, inputs in (("r1", real), ("r2", fake)):
+    if _folds(pair.discriminator, real):
+        return _folded_discriminator_step(pair, sides, labels, spec, penalized, regularization_weight * gamma / 2,
+                                          scale, augment)
+    logits = {name: pair.discriminator(augment(inputs), labels) for name, inputs in sides.items()}
+    adversarial = spec.discriminator(logits["r1"], logits["r2"])
+    total = adversarial.mean()
+    stats = _logit_statistics(adversarial, logits)
+    for name, inputs in sides.items():
         gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
-        norms = squared_norm(gradient.detach()).sqrt()
-        side = "real" if name == "r1" else "fake"
-        stats["grad_norm_" + side] = norms.mean()
-        stats["grad_norm_" + side + "_max"] = norms.max()  # the per-tick peak (stability statistics)
+        _gradient_statistics(stats, name, gradient)
         if penalized[name]:
-            penalty = squared_norm(gradient)  # = losses.gradient_penalty, reusing this graph
-            penalty_total = penalty_total + regularization_weight * gamma / 2 * penalty.mean()
-            stats[name] = penalty.detach().mean()
+            total = total + regularization_weight * gamma / 2 * _penalty(stats, name, gradient)
     stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
-    if any(folds.values()):
-        total = total + scale(penalty_total)
-    else:
-        total = scale(penalty_total)
-    total.backward()
+    scale(total).backward()
     return stats
 
 
-def _fold(discriminator, real):
-    """A fresh AdversarialFold where the CPU operators run and the discriminator supports folding, else None."""
+def _folded_discriminator_step(pair: ModelPair, sides: dict, labels, spec, penalized: dict, penalty_weight, scale,
+                               augment) -> dict:
+    """The D step with each side's adversarial gradient folded (networks/cpu_ops.py, AdversarialFold) into a
+    backward of D that runs anyway: R1/R2's double backward on a penalized side, else the pass that measures
+    its input gradient. (One D call over real and fake concatenated measured no faster here, x1.00.)
+    """
+    folds, logits = {}, {}
+    for name, inputs in sides.items():
+        folds[name] = cpu_ops.AdversarialFold()
+        augmented = augment(inputs)
+        with cpu_ops.folding(folds[name]):
+            logits[name] = pair.discriminator(augmented, labels)
+    detached = [logits[name].detach().requires_grad_(True) for name in sides]
+    adversarial = spec.discriminator(*detached)
+    for name, cotangent in zip(sides, torch.autograd.grad(scale(adversarial.mean()), detached)):
+        folds[name].cotangent = cotangent
+    stats = _logit_statistics(adversarial, logits)
+    total = None
+    for name, inputs in sides.items():
+        if penalized[name]:
+            gradient = input_gradient(logits[name], inputs, create_graph=True)
+        else:  # one backward: the input gradient, and (folded) the adversarial parameter gradients
+            logits[name].sum().backward()
+            gradient = inputs.grad
+        _gradient_statistics(stats, name, gradient)
+        if penalized[name]:
+            term = penalty_weight * _penalty(stats, name, gradient)
+            total = term if total is None else total + term
+    stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
+    if total is not None:
+        scale(total).backward()
+    return stats
+
+
+def _folds(discriminator, real) -> bool:
+    """Whether the D step folds: the CPU operators run and the discriminator supports folding."""
     supported = getattr(discriminator, "adversarial_fold_supported", None)
-    return cpu_ops.AdversarialFold() if uses_cpu_ops(real) and supported is not None and supported() else None
+    return uses_cpu_ops(real) and supported is not None and supported()
+
+
+def _logit_statistics(adversarial, logits: dict) -> dict:
+    return dict(loss_D=adversarial.detach().mean(), logits_real=logits["r1"].detach().mean(),
+                logits_fake=logits["r2"].detach().mean())
+
+
+def _penalty(stats: dict, name: str, gradient) -> torch.Tensor:
+    """Mean of ||gradient_i||^2 (= losses.gradient_penalty, reusing the gradient's graph); recorded as stats[name]."""
+    penalty = squared_norm(gradient)
+    stats[name] = penalty.detach().mean()
+    return penalty.mean()
+
+
+def _gradient_statistics(stats: dict, name: str, gradient) -> None:
+    norms = squared_norm(gradient.detach()).sqrt()
+    side = "real" if name == "r1" else "fake"
+    stats["grad_norm_" + side] = norms.mean()
+    stats["grad_norm_" + side + "_max"] = norms.max()  # the per-tick peak (stability statistics)
 
 
 def generator_step(pair: ModelPair, real, labels, z, objective: str, scale=_identity, augment=_identity) -> dict:

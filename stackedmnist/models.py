@@ -8,6 +8,7 @@ CPU scale (the `table1` cpu preset): width 32, 1 block, resolution 16 (about 0.1
 """
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -43,10 +44,11 @@ class Transition(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x):
-        x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        if uses_cpu_ops(x) and isinstance(self.conv, nn.Conv2d):
-            return cpu_ops.conv2d(x, self.conv.weight)
-        return self.conv(x)
+        if uses_cpu_ops(x):  # channels_last in and out, as the CPU operators around it (no layout copies)
+            x = F.interpolate(x.contiguous(memory_format=torch.channels_last), scale_factor=self.scale, mode="bilinear",
+                              align_corners=False)
+            return cpu_ops.conv2d(x, self.conv.weight) if isinstance(self.conv, nn.Conv2d) else x
+        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False))
 
 
 def _stage_channels(width: int, resolution: int) -> list:

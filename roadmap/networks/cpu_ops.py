@@ -1,36 +1,40 @@
-"""Convolution and biased leaky ReLU with a cheap double backward, for R1/R2 on the CPU (paper Section 2.2; issue "Performance").
+"""Convolution, linear layer and biased leaky ReLU with a cheap double backward, for R1/R2 on the CPU (paper Section 2.2; issue "Performance").
 
 R1 and R2 differentiate D's input gradient with respect to D's weights (a double backward).
 PyTorch's generic double backward of a convolution computes the weight gradient by convolving
 with batch and channels swapped, in a loop over groups, with transposed copies; and the double
 backward of `F.leaky_relu` sends a tensor of zeros back into the forward graph (the second
-derivative of a piecewise-linear function). Here each first-order piece of the backward is its
-own autograd Function whose backward calls the convolution's own weight-gradient kernel
-(`aten.convolution_backward`), and the activation's second derivative is dropped (None, not
-zeros). The values are the same up to floating-point reordering (tests/networks/test_cpu_ops.py:
-gradgradcheck in float64; tests/roadmap/test_step.py: a whole training iteration of every
-Table 2 row against the plain operators at 1e-5).
+derivative of a piecewise-linear function), so that autograd runs the forward graph's backward
+on zeros. Here each first-order piece of the backward is its own autograd Function whose backward
+calls the layer's own weight-gradient kernel (`aten.convolution_backward`, or a matmul for a
+linear layer), and the activation's second derivative is dropped (None, not zeros). The pieces
+are closed under differentiation (a convolution is bilinear in input and weight, the activation's
+gradient linear in the incoming gradient), so every order of derivative is exact; the suite takes
+two. Only the CPU path uses these (layers.uses_cpu_ops); 4-D inputs are taken to channels_last,
+where oneDNN's 1x1 and grouped 3x3 kernels are fastest.
 
-The pieces are closed under differentiation (a convolution is bilinear in input and weight, the
-activation's gradient linear in the incoming gradient), so every order of derivative is exact;
-the suite takes two. Only the CPU path uses these (layers.py, `_fast`); inputs are taken to
-channels_last there, where oneDNN's 1x1 and grouped 3x3 kernels are fastest.
-
-Folding the adversarial gradient into the penalty's double backward (`AdversarialFold`): with R1
+Folding the adversarial gradient into a backward that runs anyway (`AdversarialFold`). With R1
 (or R2) on, the D step needs d/dw of [adv(logits) + penalty(input gradient)]. Autograd computes
-the first term with a whole extra backward of D (input and weight gradients of every layer). But
-the input-gradient pass already holds, at every layer, dy = d(sum of logits)/d(layer output), and
-samples are independent, so the adversarial weight gradient is wgrad(c * x, dy) per layer, with c
-the per-sample cotangent d adv / d logit and x the layer's input; the bias gradient is
-sum(c * dy). Both are added where the double backward computes wgrad(ggx, dy) anyway, as
-wgrad(ggx + c * x, dy): one weight-gradient kernel instead of three kernels, and D's forward graph
-is never traversed. Only valid when every parameter of D sits in a layer built from these
-operators on the path from the input to the logits (roadmap/step.py asks the discriminator,
-`adversarial_fold_supported`).
+the first term with a whole extra backward of D. But the input-gradient pass already holds, at
+every layer, dy = d(sum of logits)/d(layer output), and samples are independent, so the
+adversarial weight gradient of a layer is wgrad(c * x, dy), with c [N] the per-sample cotangent
+d adv / d logit and x the layer's input, and its bias gradient is sum(c * dy). They are added where
+the double backward computes wgrad(ggx, dy) anyway, as wgrad(ggx + c * x, dy): D's forward graph
+is never traversed. On a side without a penalty, the input gradient is still measured (paper
+Figure 1's signal) by a backward of sum(logits); the adversarial gradient is folded into that one
+backward the same way. Valid only when every parameter of D sits in one of these layers on the
+path from the image to the logit, so roadmap/step.py asks the discriminator first
+(`adversarial_fold_supported`).
+
+Values are those of the plain operators up to floating-point reordering: tests/roadmap/test_cpu_ops.py
+(gradcheck and gradgradcheck in float64, a third derivative) and tests/roadmap/test_step.py (a whole
+training iteration of every Table 2 row, the small ResNet and the toy MLP, each folding branch, against
+the plain operators at 1e-5).
 """
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 aten = torch.ops.aten
 _DILATION, _OUTPUT_PADDING = [1, 1], [0, 0]
@@ -39,16 +43,33 @@ _DILATION, _OUTPUT_PADDING = [1, 1], [0, 0]
 class AdversarialFold:
     """The per-sample cotangent c [N] of the adversarial loss with respect to one D call's logits.
 
-    Layers run inside `folding(fold)` remember it; the D step sets `cotangent` after the loss is known
-    and before the backward; the double backward then adds the adversarial term (module docstring).
+    Layers run inside `folding(fold)` keep it; the D step sets `cotangent` once the loss is known and
+    before the backward that folds it (module docstring).
     """
 
     def __init__(self):
         self.cotangent = None
 
+    def _view(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.cotangent.view((-1,) + (1,) * (tensor.ndim - 1))
+
     def scaled(self, tensor: torch.Tensor) -> torch.Tensor:
-        """c * tensor, c broadcast over every dimension after the batch."""
-        return self.cotangent.view((-1,) + (1,) * (tensor.ndim - 1)) * tensor
+        """c * tensor [N, ...], c broadcast over every dimension after the batch."""
+        return self._view(tensor) * tensor
+
+    def add_scaled(self, base: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+        """base + c * tensor, in one pass."""
+        return torch.addcmul(base, self._view(tensor), tensor)
+
+    def channel_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """sum over samples and positions of c * tensor [N, C, ...] -> [C] (a bias gradient)."""
+        per_sample = tensor.sum(tuple(range(2, tensor.ndim))) if tensor.ndim > 2 else tensor
+        return self.cotangent @ per_sample
+
+
+def _active(fold):
+    """The fold if its cotangent is set (a backward that folds), else None."""
+    return fold if fold is not None and fold.cotangent is not None else None
 
 
 _active_fold = None  # the AdversarialFold of the D call being run, inside folding()
@@ -65,95 +86,114 @@ def folding(fold):
         _active_fold = previous
 
 
-def _backward(grad_output, x, weight, stride, padding, groups, mask):
-    """(grad input, grad weight, grad bias) of one convolution, those in `mask` only."""
-    return aten.convolution_backward(grad_output, x, weight, None, stride, padding, _DILATION, False, _OUTPUT_PADDING,
-                                     groups, mask)
+def _channel_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """sum over samples and positions -> [C] (a bias gradient)."""
+    return tensor.sum([0] + list(range(2, tensor.ndim)))
 
 
-def _convolution(x, weight, bias, stride, padding, groups):
+def _layout(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.ndim == 4 else tensor
+
+
+def _forward(x, weight, bias, geometry):
+    """conv(x, w) + b for 4-D weights, x w^T + b for 2-D ones (a linear layer, geometry None)."""
+    if weight.ndim == 2:
+        return F.linear(x, weight, bias)
+    stride, padding, groups = geometry
     return aten.convolution(x, weight, bias, stride, padding, _DILATION, False, _OUTPUT_PADDING, groups)
 
 
-class _Convolution(torch.autograd.Function):
-    """y = conv(x, w) + b; when a graph is built, its backward is made of the two Functions below."""
+def _backward(grad, x, weight, geometry, mask):
+    """(grad input, grad weight, grad bias) of one layer, those in `mask` only (the others None)."""
+    if weight.ndim == 2:
+        return (grad @ weight if mask[0] else None, grad.t() @ x if mask[1] else None,
+                grad.sum(0) if mask[2] else None)
+    stride, padding, groups = geometry
+    return aten.convolution_backward(grad, x, weight, None, stride, padding, _DILATION, False, _OUTPUT_PADDING,
+                                     groups, mask)
+
+
+class _Layer(torch.autograd.Function):
+    """y = conv(x, w) + b or x w^T + b; when a graph is built, its backward is made of the two Functions below."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, groups):
+    def forward(ctx, x, weight, bias, geometry):
         ctx.save_for_backward(x, weight, bias)
-        ctx.geometry, ctx.fold = (stride, padding, groups), _active_fold
-        return _convolution(x, weight, bias, stride, padding, groups)
+        ctx.geometry, ctx.fold = geometry, _active_fold
+        return _forward(x, weight, bias, geometry)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight, bias = ctx.saved_tensors
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        if not torch.is_grad_enabled():  # plain backward: one kernel call for everything needed
-            return (*_backward(grad, x, weight, *ctx.geometry, [needs_x, needs_weight, needs_bias]), None, None, None)
+        grad, fold = _layout(grad), _active(ctx.fold)
+        if not torch.is_grad_enabled():
+            if fold is None:  # plain backward: one kernel call for everything needed
+                return (*_backward(grad, x, weight, ctx.geometry, [needs_x, needs_weight, needs_bias]), None)
+            # folded first-order pass: dx does not depend on x's values, so one call gives dx and wgrad(c * x, dy)
+            grad_x, grad_weight, _ = _backward(grad, fold.scaled(x), weight, ctx.geometry, [needs_x, needs_weight, False])
+            return grad_x, grad_weight, fold.channel_sum(grad) if needs_bias else None, None
         # x.detach(): dx does not depend on x's values, and an edge into the forward graph would make
-        # autograd run the forward graph's backward (on zeros) during the double backward. The bias
-        # is an input only to receive the folded adversarial gradient.
-        grad_x = _InputGradient.apply(grad, x.detach(), weight, bias, *ctx.geometry, ctx.fold) if needs_x else None
-        grad_weight = _WeightGradient.apply(grad, x, weight, *ctx.geometry) if needs_weight else None
-        grad_bias = grad.sum((0, 2, 3)) if needs_bias else None
-        return grad_x, grad_weight, grad_bias, None, None, None
+        # autograd run the forward graph's backward (on zeros) in the double backward. The bias is an
+        # input only to receive the folded adversarial gradient.
+        grad_x = _InputGradient.apply(grad, x.detach(), weight, bias, ctx.geometry, ctx.fold) if needs_x else None
+        grad_weight = _WeightGradient.apply(grad, x, weight, ctx.geometry) if needs_weight else None
+        grad_bias = _channel_sum(grad) if needs_bias else None
+        return grad_x, grad_weight, grad_bias, None
 
 
 class _InputGradient(torch.autograd.Function):
-    """dx = conv_x^T(dy; w): linear in dy and in w (x gives the shape, and the folded term its input)."""
+    """dx = layer_x^T(dy; w): linear in dy and in w (x gives the shape, and the folded term its input)."""
 
     @staticmethod
-    def forward(ctx, grad, x, weight, bias, stride, padding, groups, fold):
+    def forward(ctx, grad, x, weight, bias, geometry, fold):
         ctx.save_for_backward(grad, x, weight)
-        ctx.geometry, ctx.fold = (stride, padding, groups), fold
-        return _backward(grad, x, weight, stride, padding, groups, [True, False, False])[0]
+        ctx.geometry, ctx.fold = geometry, fold
+        return _backward(grad, x, weight, geometry, [True, False, False])[0]
 
     @staticmethod
     def backward(ctx, grad_grad_x):
         grad, x, weight = ctx.saved_tensors
-        grad_grad_x = grad_grad_x.contiguous(memory_format=torch.channels_last)
-        fold = ctx.fold if ctx.fold is not None and ctx.fold.cotangent is not None else None
+        grad_grad_x, fold = _layout(grad_grad_x), _active(ctx.fold)
         to_grad = to_weight = to_bias = None
-        if ctx.needs_input_grad[0]:  # d/d(dy) <ggx, conv_x^T(dy; w)> = conv(ggx; w)
-            to_grad = _Convolution.apply(grad_grad_x, weight, None, *ctx.geometry)
-        if ctx.needs_input_grad[2]:  # d/dw: the weight gradient of conv(ggx; w) at output gradient dy
-            source = grad_grad_x if fold is None else grad_grad_x + fold.scaled(x)  # + the adversarial term
-            to_weight = _WeightGradient.apply(grad, source, weight, *ctx.geometry)
+        if ctx.needs_input_grad[0]:  # d/d(dy) <ggx, layer_x^T(dy; w)> = layer(ggx; w)
+            to_grad = _Layer.apply(grad_grad_x, weight, None, ctx.geometry)
+        if ctx.needs_input_grad[2]:  # d/dw: the weight gradient of layer(ggx; w) at output gradient dy
+            source = grad_grad_x if fold is None else fold.add_scaled(grad_grad_x, x)  # + the adversarial term
+            to_weight = _WeightGradient.apply(grad, source, weight, ctx.geometry)
         if ctx.needs_input_grad[3] and fold is not None:  # dx does not depend on b: only the adversarial term
-            to_bias = fold.scaled(grad).sum((0, 2, 3))
-        return to_grad, None, to_weight, to_bias, None, None, None, None
+            to_bias = fold.channel_sum(grad)
+        return to_grad, None, to_weight, to_bias, None, None
 
 
 class _WeightGradient(torch.autograd.Function):
-    """dw = conv_w^T(dy; x): linear in dy and in x."""
+    """dw = layer_w^T(dy; x): linear in dy and in x."""
 
     @staticmethod
-    def forward(ctx, grad, x, weight, stride, padding, groups):
+    def forward(ctx, grad, x, weight, geometry):
         ctx.save_for_backward(grad, x, weight)
-        ctx.geometry = (stride, padding, groups)
-        return _backward(grad, x, weight, stride, padding, groups, [False, True, False])[1]
+        ctx.geometry = geometry
+        return _backward(grad, x, weight, geometry, [False, True, False])[1]
 
     @staticmethod
     def backward(ctx, grad_grad_weight):
         grad, x, weight = ctx.saved_tensors
         to_grad = to_x = None
-        if ctx.needs_input_grad[0]:  # d/d(dy): conv(x; ggw)
-            to_grad = _Convolution.apply(x, grad_grad_weight, None, *ctx.geometry)
-        if ctx.needs_input_grad[1]:  # d/dx: the input gradient of conv(x; ggw) at output gradient dy
-            to_x = _InputGradient.apply(grad, x, grad_grad_weight, None, *ctx.geometry, None)
-        return to_grad, to_x, None, None, None, None
+        if ctx.needs_input_grad[0]:  # d/d(dy): layer(x; ggw)
+            to_grad = _Layer.apply(x, grad_grad_weight, None, ctx.geometry)
+        if ctx.needs_input_grad[1]:  # d/dx: the input gradient of layer(x; ggw) at output gradient dy
+            to_x = _InputGradient.apply(grad, x, grad_grad_weight, None, ctx.geometry, None)
+        return to_grad, to_x, None, None
 
 
 def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
-    """F.conv2d (square stride and padding) in channels_last with the double backward above."""
-    x = x.contiguous(memory_format=torch.channels_last)
-    return _Convolution.apply(x, weight, bias, [stride, stride], [padding, padding], groups)
+    """F.conv2d (square stride and padding) in channels_last with the backward above."""
+    return _Layer.apply(_layout(x), weight, bias, ([stride, stride], [padding, padding], groups))
 
 
 def linear(x, weight, bias=None) -> torch.Tensor:
-    """F.linear for x [N, C] as a 1x1 convolution, so that it folds like the convolutions."""
-    return conv2d(x[:, :, None, None], weight[:, :, None, None], bias).flatten(1)
+    """F.linear for x [N, in] with the backward above."""
+    return _Layer.apply(x, weight, bias, None)
 
 
 class _BiasedLeakyReLU(torch.autograd.Function):
@@ -162,10 +202,10 @@ class _BiasedLeakyReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bias, slope):
         if bias is None:
-            y = torch.nn.functional.leaky_relu(x, slope)
+            y = F.leaky_relu(x, slope)
         else:
             y = torch.add(x, bias.view((1, -1) + (1,) * (x.ndim - 2)))
-            torch.nn.functional.leaky_relu_(y, slope)
+            F.leaky_relu_(y, slope)
         ctx.save_for_backward(y, bias)
         ctx.slope, ctx.fold = slope, _active_fold
         return y
@@ -173,13 +213,15 @@ class _BiasedLeakyReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, bias = ctx.saved_tensors
-        if not torch.is_grad_enabled():  # plain backward
+        needs_bias = ctx.needs_input_grad[1]
+        if not torch.is_grad_enabled():  # plain backward (folded: the bias gradient weighted by c)
             grad_x = aten.leaky_relu_backward(grad.contiguous(memory_format=_format(y)), y, ctx.slope, False)
-            return grad_x, grad_x.sum([0] + list(range(2, y.ndim))) if ctx.needs_input_grad[1] else None, None
-        # y detached (see _Convolution.backward); the bias only receives the folded adversarial gradient
+            fold = _active(ctx.fold)
+            grad_bias = None if not needs_bias else _channel_sum(grad_x) if fold is None else fold.channel_sum(grad_x)
+            return grad_x, grad_bias, None
+        # y detached (see _Layer.backward); the bias is an input only to receive the folded adversarial gradient
         grad_x = _LeakyReLUGradient.apply(grad, y.detach(), bias, ctx.slope, ctx.fold)
-        grad_bias = grad_x.sum([0] + list(range(2, y.ndim))) if ctx.needs_input_grad[1] else None
-        return grad_x if ctx.needs_input_grad[0] else None, grad_bias, None
+        return grad_x if ctx.needs_input_grad[0] else None, _channel_sum(grad_x) if needs_bias else None, None
 
 
 class _LeakyReLUGradient(torch.autograd.Function):
@@ -195,9 +237,8 @@ class _LeakyReLUGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_grad):
         y, grad_x = ctx.saved_tensors
-        to_bias = None
-        if ctx.needs_input_grad[2] and ctx.fold is not None and ctx.fold.cotangent is not None:
-            to_bias = ctx.fold.scaled(grad_x).sum([0] + list(range(2, y.ndim)))  # the adversarial term
+        fold = _active(ctx.fold)
+        to_bias = fold.channel_sum(grad_x) if ctx.needs_input_grad[2] and fold is not None else None  # the adversarial term
         return _LeakyReLUGradient.apply(grad_grad, y, None, ctx.slope, None), None, to_bias, None, None
 
 

@@ -18,11 +18,14 @@ What the CPU emulation models and what it does not (the `precision` experiment):
 - not modelled: rounding and overflow *inside* a stage (convolution accumulation, intermediate
   activations of the residual blocks, the 1x1/3x3 matmul outputs that overflow before the stage
   boundary), the input gradients of R1/R2 as computed in the format, and autocast's per-op choices.
-CPU speed (issue "Performance"): on the CPU the bilinear resamplers run as one depthwise (groups =
-channels) convolution instead of a single-channel convolution over N*C images (the layout of the
-official code's reference resamplers): 1.1-1.3x faster training iterations, the same values up to
-floating-point reordering (~2e-7; tests/roadmap/test_step.py bounds a whole iteration at 1e-5
-relative). `plain_operators()` switches back, bitwise as the official reference ops.
+CPU speed (issue "Performance"): on the CPU (`uses_cpu_ops`), convolutions, linear layers and the
+biased leaky ReLU run through networks/cpu_ops.py (channels_last, a cheap double backward for
+R1/R2, the adversarial gradient folded into it), and the bilinear resamplers as one depthwise
+(groups = channels) convolution instead of a single-channel convolution over N*C images (the
+layout of the official code's reference resamplers). The same values up to floating-point
+reordering (tests/roadmap/test_step.py bounds a whole iteration at 1e-5 relative).
+`plain_operators()` switches all of it off: inside it every step is bitwise the code before these
+speed-ups (the official reference ops, F.conv2d, autograd's own double backward).
 Ablation options of the ResNet G/D (Appendix E negative results): `activation` (ACTIVATIONS) and
 `normalization` (NORMALIZATIONS); the defaults (leaky ReLU, none) are the paper's.
 """
@@ -46,12 +49,13 @@ NORMALIZATIONS = ("none", "group")  # Appendix E: GroupNorm in G and D
 SMU_ALPHA = 0.25  # smooth maximum unit (Biswas et al. 2022): slope of the leaky part
 SMU_MU = 1.0  # SMU smoothing, fixed here (the SMU paper also allows a learnable mu; fixed keeps parameter counts)
 GROUP_NORM_GROUPS = 32  # at most this many groups per GroupNorm (Wu & He's default), fewer when channels do not divide
-_plain = False  # True inside plain_operators(): the straightforward ops (equivalence tests, A/B benchmarks)
+_plain = False  # True inside plain_operators(): the straightforward ops (equivalence tests, before/after benchmarks)
 
 
 @contextlib.contextmanager
 def plain_operators():
-    """Inside the block, resample as the official reference ops do (N*C single-channel images)."""
+    """Inside the block, the plain operators: F.conv2d/F.linear/F.leaky_relu with autograd's own backward, and
+    resampling as the official reference ops do (N*C single-channel images)."""
     global _plain
     previous, _plain = _plain, True
     try:
@@ -63,9 +67,6 @@ def plain_operators():
 def uses_cpu_ops(x: torch.Tensor) -> bool:
     """Whether layers given `x` run the CPU operators (cpu_ops.py): on the CPU, outside plain_operators()."""
     return not _plain and x.device.type == "cpu"
-
-
-_fast = uses_cpu_ops
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -174,7 +175,7 @@ class Convolution(nn.Module):
         msr_init(self.weight, gain)
 
     def forward(self, x):
-        if _fast(x):
+        if uses_cpu_ops(x):
             return cpu_ops.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.groups)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.conv2d(x, self.weight.to(x.dtype), bias, padding=self.padding, groups=self.groups)
@@ -190,7 +191,7 @@ class Linear(nn.Module):
         msr_init(self.weight, gain)
 
     def forward(self, x):
-        if _fast(x) and x.ndim == 2:
+        if uses_cpu_ops(x) and x.ndim == 2:
             return cpu_ops.linear(x, self.weight, self.bias)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.linear(x, self.weight.to(x.dtype), bias)
@@ -206,7 +207,7 @@ class BiasedActivation(nn.Module):
         self.leaky = activation == "lrelu"
 
     def forward(self, x):
-        if self.leaky and _fast(x):
+        if self.leaky and uses_cpu_ops(x):
             return cpu_ops.biased_leaky_relu(x, self.bias, LEAKY_SLOPE)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return self.activation(x + self.bias.to(x.dtype).view(shape))
@@ -229,7 +230,7 @@ class Upsample(nn.Module):
     def forward(self, x):
         n, c, h, w = x.shape
         kernel = 4 * self.kernel.to(x.dtype)
-        if _fast(x):  # groups = channels: oneDNN's depthwise kernel, ~4x faster than N*C single-channel images
+        if uses_cpu_ops(x):  # groups = channels: oneDNN's depthwise kernel, ~4x faster than N*C single-channel images
             return F.conv_transpose2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
         y = F.conv_transpose2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1)
         return y.view(n, c, 2 * h, 2 * w)
@@ -245,7 +246,7 @@ class Downsample(nn.Module):
     def forward(self, x):
         n, c, h, w = x.shape
         kernel = self.kernel.to(x.dtype)
-        if _fast(x):  # depthwise, as in Upsample
+        if uses_cpu_ops(x):  # depthwise, as in Upsample
             return cpu_ops.conv2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
         y = F.conv2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1)
         return y.view(n, c, h // 2, w // 2)

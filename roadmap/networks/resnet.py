@@ -23,9 +23,9 @@ from roadmap.networks.layers import (
     Downsample,
     Linear,
     Upsample,
-    _fast,
     enter_precision,
     normalization_layer,
+    uses_cpu_ops,
 )
 
 
@@ -76,7 +76,7 @@ class ClassifierHead(nn.Module):
         self.linear = Linear(channels, out_features)
 
     def forward(self, x):
-        if _fast(x):
+        if uses_cpu_ops(x):
             y = cpu_ops.conv2d(x, self.depthwise.weight, groups=self.depthwise.groups)
         else:  # no padding: the 4x4 kernel covers the 4x4 map once
             y = F.conv2d(x, self.depthwise.weight.to(x.dtype), groups=self.depthwise.groups)

@@ -82,8 +82,8 @@ def _assert_same_iteration(row, **options):
     assert grads.keys() == plain_grads.keys() and len(grads) > 10
     for name, reference in plain_grads.items():
         scale = reference.norm().item()
-        if scale == 0:
-            assert grads[name].norm().item() < 1e-12, name
+        if scale == 0:  # an exact cancellation (RpGAN's last bias: sum(c_real) + sum(c_fake) = 0) up to fp32 rounding
+            assert grads[name].norm().item() < 1e-6, name
             continue
         assert (grads[name] - reference).norm().item() <= RELATIVE * scale, name
 
@@ -112,35 +112,39 @@ def test_plain_operators_restores_the_fast_path_after_an_error():
 
 
 def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_graph(monkeypatch):
-    """E's D step with R1 + R2 folded runs each convolution's first-order backward once per side (the
-    input-gradient pass); unfolded, the adversarial backward runs it once more on each side."""
+    """E's D step runs each layer's first-order backward once per side when folded (the input-gradient
+    pass, which also carries the adversarial gradient); unfolded, the adversarial backward runs it once
+    more on each side. With R1 + R2 on, and on a lazy step without penalties."""
     from roadmap.networks import cpu_ops
-    from roadmap.step import _fold, discriminator_step
+    from roadmap.step import _folds, discriminator_step
 
     calls = []
-    original = cpu_ops._Convolution.backward
+    original = cpu_ops._Layer.backward
 
     def counted(ctx, grad):
         calls.append(1)
         return original(ctx, grad)
 
-    monkeypatch.setattr(cpu_ops._Convolution, "backward", staticmethod(counted))
+    monkeypatch.setattr(cpu_ops._Layer, "backward", staticmethod(counted))
     torch.manual_seed(0)
     pair = create_model("E", preset="stackedmnist", width=0.03125, resolution=16)
     real, z = torch.rand(4, 3, 16, 16), torch.randn(4, pair.latent_dim)
-    convolutions = sum(1 for module in pair.discriminator.modules()
-                       if type(module).__name__ in ("Convolution", "Linear", "Downsample"))  # the head's depthwise is a Convolution
-    assert isinstance(_fold(pair.discriminator, real), cpu_ops.AdversarialFold)
-    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
-    assert len(calls) == 2 * convolutions
-    calls.clear()
+    layers = sum(1 for module in pair.discriminator.modules()
+                 if type(module).__name__ in ("Convolution", "Linear", "Downsample"))  # the head's depthwise is a Convolution
+    assert _folds(pair.discriminator, real)
+    for weight in (1, 0):  # a penalty step, a lazy step
+        calls.clear()
+        discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, weight)
+        assert len(calls) == 2 * layers, weight
     monkeypatch.setattr(type(pair.discriminator), "adversarial_fold_supported", lambda self: False)
-    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
-    assert len(calls) == 4 * convolutions
+    for weight in (1, 0):
+        calls.clear()
+        discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, weight)
+        assert len(calls) == 4 * layers, weight
     # not supported: the projection D, GroupNorm, a smooth activation, the StyleGAN2 D of Config A
     for row, options in (("E", dict(preset="cifar10")), ("E", dict(normalization="group")), ("E", dict(activation="gelu")),
                          ("A", {})):
         other = create_model(row, **dict(dict(preset="stackedmnist", width=0.03125, resolution=16), **options))
-        assert _fold(other.discriminator, real) is None, (row, options)
+        assert not _folds(other.discriminator, real), (row, options)
     with plain_operators():
-        assert _fold(pair.discriminator, real) is None
+        assert not _folds(pair.discriminator, real)
