@@ -215,8 +215,7 @@ class _BiasedLeakyReLU(torch.autograd.Function):
         y, bias = ctx.saved_tensors
         needs_bias = ctx.needs_input_grad[1]
         if not torch.is_grad_enabled():  # plain backward (folded: the bias gradient weighted by c)
-            grad_x = aten.leaky_relu_backward(grad.contiguous(memory_format=_format(y)), y, ctx.slope, False)
-            fold = _active(ctx.fold)
+            grad_x, fold = _leaky_gradient(grad, y, ctx.slope), _active(ctx.fold)
             grad_bias = None if not needs_bias else _channel_sum(grad_x) if fold is None else fold.channel_sum(grad_x)
             return grad_x, grad_bias, None
         # y detached (see _Layer.backward); the bias is an input only to receive the folded adversarial gradient
@@ -229,7 +228,7 @@ class _LeakyReLUGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, grad, y, bias, slope, fold):
-        grad_x = aten.leaky_relu_backward(grad.contiguous(memory_format=_format(y)), y, slope, False)
+        grad_x = _leaky_gradient(grad, y, slope)
         ctx.save_for_backward(y, grad_x)
         ctx.slope, ctx.fold = slope, fold
         return grad_x
@@ -242,8 +241,10 @@ class _LeakyReLUGradient(torch.autograd.Function):
         return _LeakyReLUGradient.apply(grad_grad, y, None, ctx.slope, None), None, to_bias, None, None
 
 
-def _format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+def _leaky_gradient(grad, y, slope):
+    """dy * (1 if y > 0 else slope), dy taken to y's memory format (mixed formats are slow elementwise)."""
+    layout = torch.channels_last if y.ndim == 4 and y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    return aten.leaky_relu_backward(grad.contiguous(memory_format=layout), y, slope, False)
 
 
 def biased_leaky_relu(x, bias, slope: float) -> torch.Tensor:
