@@ -58,3 +58,23 @@ def test_a_failed_run_loses_its_old_summary_when_tried_again(tmp_path):
     files.write_json(spec.run_dir / "summary.json", dict(status="failed", reason="killed"))
     assert select([spec], force=False) == [spec]
     assert run_state(spec.run_dir) == ("pending", 0.0)
+
+
+def test_a_requeue_ignores_sigterm_so_scontrol_survives_the_requeues_own_signal():
+    """submitit runs `scontrol requeue` right after TrainingJob.checkpoint; SLURM answers the requeue
+    with SIGTERM to the whole step, and a scontrol killed by it marked the run failed. Ignored
+    signals stay ignored in the child, so the checkpoint sets SIGTERM to SIG_IGN."""
+    import signal
+
+    import submitit
+
+    from runners.launch import TrainingJob
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        delayed = TrainingJob().checkpoint(["a spec"])
+        assert isinstance(delayed, submitit.helpers.DelayedSubmission) and delayed.args == (["a spec"],)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
