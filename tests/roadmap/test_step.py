@@ -67,6 +67,13 @@ def test_optimized_step_equals_the_plain_step_for_every_folding_branch(loss, ste
     _assert_same_iteration("E", loss=loss, step=step, preset=preset)
 
 
+# The Appendix E variants of E take the plain D step but run the CPU operators inside (GroupNorm, GELU,
+# emulated bf16 stages).
+@pytest.mark.parametrize("options", [dict(normalization="group"), dict(activation="gelu"), dict(precision="bf16")])
+def test_optimized_step_equals_the_plain_step_for_the_appendix_e_variants(options):
+    _assert_same_iteration("E", model_args=dict(preset="stackedmnist", width=0.03125, resolution=16, **options))
+
+
 # Table 1's test bed (and the stability map's): the small ResNet, folded on R1 and R2, then on R1 only.
 @pytest.mark.parametrize("loss", [R1_R2, LossSpec(loss="gan", penalties=("r1",), lazy_interval=1)])
 def test_optimized_step_equals_the_plain_step_for_the_small_resnet(loss):
