@@ -34,8 +34,14 @@ def experiment_file(tmp_path, name="toy", hidden=16, kimg=1.28, tick=0.32):
     return path
 
 
+def _default_sigint():
+    # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt: give the command Ctrl-C as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*argv, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "runners.cli", *argv], env=ENV, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "runners.cli", *argv], env=ENV, preexec_fn=_default_sigint, **kwargs)
 
 
 def wait_for(predicate, timeout=90.0, what="condition"):
