@@ -66,7 +66,8 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalti
     total = adversarial.mean()
     stats = _logit_statistics(adversarial, logits)
     for name, inputs in sides.items():
-        gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
+        with cpu_ops.inputs_only():  # the CPU operators skip the parameter gradients autograd.grad would discard
+            gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
         _gradient_statistics(stats, name, gradient)
         if penalized[name]:
             total = total + regularization_weight * gamma / 2 * _penalty(stats, name, gradient)
@@ -95,7 +96,8 @@ def _folded_discriminator_step(pair: ModelPair, sides: dict, labels, spec, penal
     total = None
     for name, inputs in sides.items():
         if penalized[name]:
-            gradient = input_gradient(logits[name], inputs, create_graph=True)
+            with cpu_ops.inputs_only():
+                gradient = input_gradient(logits[name], inputs, create_graph=True)
         else:  # one backward: the input gradient, and (folded) the adversarial parameter gradients
             logits[name].sum().backward()
             gradient = inputs.grad

@@ -73,6 +73,23 @@ def _active(fold):
 
 
 _active_fold = None  # the AdversarialFold of the D call being run, inside folding()
+_inputs_only = False  # True inside inputs_only(): a backward that wants input gradients only
+
+
+@contextlib.contextmanager
+def inputs_only():
+    """Inside the block, a backward that builds a graph skips parameter gradients.
+
+    For `torch.autograd.grad(outputs, inputs, create_graph=True)` with data inputs only (R1/R2's
+    input gradient): a custom Function cannot tell which of its inputs the engine wants, so it
+    would compute weight gradients (one kernel per layer) that autograd.grad then discards.
+    """
+    global _inputs_only
+    previous, _inputs_only = _inputs_only, True
+    try:
+        yield
+    finally:
+        _inputs_only = previous
 
 
 @contextlib.contextmanager
@@ -137,6 +154,7 @@ class _Layer(torch.autograd.Function):
         # autograd run the forward graph's backward (on zeros) in the double backward. The bias is an
         # input only to receive the folded adversarial gradient.
         grad_x = _InputGradient.apply(grad, x.detach(), weight, bias, ctx.geometry, ctx.fold) if needs_x else None
+        needs_weight, needs_bias = needs_weight and not _inputs_only, needs_bias and not _inputs_only
         grad_weight = _WeightGradient.apply(grad, x, weight, ctx.geometry) if needs_weight else None
         grad_bias = _channel_sum(grad) if needs_bias else None
         return grad_x, grad_weight, grad_bias, None
@@ -220,6 +238,7 @@ class _BiasedLeakyReLU(torch.autograd.Function):
             return grad_x, grad_bias, None
         # y detached (see _Layer.backward); the bias is an input only to receive the folded adversarial gradient
         grad_x = _LeakyReLUGradient.apply(grad, y.detach(), bias, ctx.slope, ctx.fold)
+        needs_bias = needs_bias and not _inputs_only
         return grad_x if ctx.needs_input_grad[0] else None, _channel_sum(grad_x) if needs_bias else None, None
 
 

@@ -155,3 +155,32 @@ def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_g
         assert not _folds(other.discriminator, real), (row, options)
     with plain_operators():
         assert not _folds(pair.discriminator, real)
+
+
+def test_the_input_gradient_pass_computes_no_weight_gradients(monkeypatch):
+    """R1/R2's input gradient (autograd.grad on the images, with a graph) would otherwise run one
+    weight-gradient kernel per layer that autograd.grad discards: E's folded D step with R1 + R2 runs
+    them only in the double backward, once per weighted layer and side."""
+    import contextlib as _contextlib
+
+    from roadmap.networks import cpu_ops
+    from roadmap.step import discriminator_step
+
+    calls = []
+    original = cpu_ops._WeightGradient.forward
+
+    def counted(ctx, *args):
+        calls.append(1)
+        return original(ctx, *args)
+
+    monkeypatch.setattr(cpu_ops._WeightGradient, "forward", staticmethod(counted))
+    torch.manual_seed(0)
+    pair = create_model("E", preset="stackedmnist", width=0.03125, resolution=16)
+    real, z = torch.rand(4, 3, 16, 16), torch.randn(4, pair.latent_dim)
+    weighted = sum(1 for module in pair.discriminator.modules() if type(module).__name__ in ("Convolution", "Linear"))
+    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
+    assert len(calls) == 2 * weighted
+    calls.clear()
+    monkeypatch.setattr(cpu_ops, "inputs_only", _contextlib.nullcontext)
+    discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
+    assert len(calls) == 4 * weighted
