@@ -90,8 +90,10 @@ def _folded_discriminator_step(pair: ModelPair, sides: dict, labels, spec, penal
             logits[name] = pair.discriminator(augmented, labels)
     detached = [logits[name].detach().requires_grad_(True) for name in sides]
     adversarial = spec.discriminator(*detached)
-    for name, cotangent in zip(sides, torch.autograd.grad(scale(adversarial.mean()), detached)):
-        folds[name].cotangent = cotangent
+    # allow_unused: a plug-in objective may ignore one side; its cotangent is then zero
+    cotangents = torch.autograd.grad(scale(adversarial.mean()), detached, allow_unused=True)
+    for name, logit, cotangent in zip(sides, detached, cotangents):
+        folds[name].cotangent = torch.zeros_like(logit) if cotangent is None else cotangent
     stats = _logit_statistics(adversarial, logits)
     total = None
     for name, inputs in sides.items():

@@ -184,3 +184,22 @@ def test_the_input_gradient_pass_computes_no_weight_gradients(monkeypatch):
     monkeypatch.setattr(cpu_ops, "inputs_only", _contextlib.nullcontext)
     discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
     assert len(calls) == 4 * weighted
+
+
+def test_a_plug_in_objective_that_ignores_fake_logits_folds_like_the_plain_step(monkeypatch):
+    """A registered objective whose D loss reads only the real logits (its fake cotangent is None)."""
+    import torch.nn.functional as F
+
+    from roadmap import losses
+
+    real_only = losses.Objective(name="real-only", discriminator=lambda real, fake: F.softplus(-real),
+                                 generator=lambda real, fake: F.softplus(-fake), generator_needs_real=False,
+                                 f_prime_at_zero=0.5)
+    monkeypatch.setitem(losses._objectives, "real-only", real_only)
+    _assert_same_iteration("E", loss=LossSpec(loss="real-only", penalties=("r1",), lazy_interval=1))
+
+
+def test_the_first_order_fold_of_layer_biases_on_the_stripped_d():
+    """Config B's own loss (GAN + R1): the fake side folds in the first-order pass, through the stripped
+    D's biased layers (its output Linear has a bias, which GAN's loss does not cancel)."""
+    _assert_same_iteration("B", loss=LossSpec(loss="gan", penalties=("r1",), lazy_interval=1))
