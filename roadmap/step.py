@@ -66,8 +66,7 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalti
     total = adversarial.mean()
     stats = _logit_statistics(adversarial, logits)
     for name, inputs in sides.items():
-        with cpu_ops.inputs_only():  # the CPU operators skip the parameter gradients autograd.grad would discard
-            gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
+        gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
         _gradient_statistics(stats, name, gradient)
         if penalized[name]:
             total = total + regularization_weight * gamma / 2 * _penalty(stats, name, gradient)
@@ -95,21 +94,19 @@ def _folded_discriminator_step(pair: ModelPair, sides: dict, labels, spec, penal
     for name, logit, cotangent in zip(sides, detached, cotangents):
         folds[name].cotangent = torch.zeros_like(logit) if cotangent is None else cotangent
     stats = _logit_statistics(adversarial, logits)
-    total = None
+    terms = []
     for name, inputs in sides.items():
         if penalized[name]:
-            with cpu_ops.inputs_only():
-                gradient = input_gradient(logits[name], inputs, create_graph=True)
+            gradient = input_gradient(logits[name], inputs, create_graph=True)
         else:  # one backward: the input gradient, and (folded) the adversarial parameter gradients
             logits[name].sum().backward()
             gradient = inputs.grad
         _gradient_statistics(stats, name, gradient)
         if penalized[name]:
-            term = penalty_weight * _penalty(stats, name, gradient)
-            total = term if total is None else total + term
+            terms.append(penalty_weight * _penalty(stats, name, gradient))
     stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
-    if total is not None:
-        scale(total).backward()
+    if terms:
+        scale(sum(terms)).backward()
     return stats
 
 

@@ -97,7 +97,7 @@ class _FlopCounter(TorchDispatchMode):
         return out
 
 
-def official_ops(path: str) -> str:
+def official_ops() -> str:
     """Whether the official code's custom CUDA ops built ('cuda') or it fell back to its reference ops."""
     try:
         from torch_utils.ops import bias_act, upfirdn2d  # noqa: F401  (the official package)
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         ours_img_per_s_median=ours_rate,
         official_img_per_s_median=statistics.median(r["official_img_per_s"] for r in rows),
         flops_per_iteration_ours=flops,
-        official_ops=official_ops(args.official) if device.type == "cuda" else "reference (CPU)",
+        official_ops=official_ops() if device.type == "cuda" else "reference (CPU)",
         r3bench_commit=commit, official_commit=official_commit, torch=torch.__version__,
         machine=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
         cpu_model=_cpu_model(), pairs_measured=rows)

@@ -78,7 +78,7 @@ _inputs_only = False  # True inside inputs_only(): a backward that wants input g
 
 @contextlib.contextmanager
 def inputs_only():
-    """Inside the block, a backward that builds a graph skips parameter gradients.
+    """Inside the block, a backward that builds a graph skips parameter gradients (losses.input_gradient uses it).
 
     For `torch.autograd.grad(outputs, inputs, create_graph=True)` with data inputs only (R1/R2's
     input gradient): a custom Function cannot tell which of its inputs the engine wants, so it
