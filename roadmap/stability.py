@@ -95,3 +95,48 @@ def run_stability(rows: list) -> dict:
     back = [k for k, value in later if math.isfinite(value) and value <= RECOVERY_FACTOR * baseline]
     out.update(recovered=bool(back), recovery_kimg=back[0] - kimg[spike] if back else None)
     return out
+
+
+# Convergence as the theory defines it (paper Section 2, Appendix B; issue 25): at the regularized
+# equilibrium D's input gradient on the data vanishes, and with both R1 and R2 it shrinks on real
+# and on fake alike. Read over the final phase of a run, not at one tick.
+FINAL_FRACTION = 0.25  # the final phase: the last quarter of the ticks (at least one)
+CONVERGENCE_KEYS = ("final_grad_norm_real", "final_grad_norm_fake", "final_grad_ratio", "final_grad_trend", "final_drift",
+                    "final_ticks")
+
+
+def _mean(values: list):
+    present = [float(v) for v in values if v is not None]
+    return sum(present) / len(present) if present and all(math.isfinite(v) for v in present) else None
+
+
+def run_convergence(rows: list, fraction: float = FINAL_FRACTION) -> dict:
+    """Final-phase statistics of one run from its tick rows [ticks]; flat JSON-ready dict.
+
+    final_grad_norm_real / _fake: mean over the final phase of the per-tick mean ||grad_x D|| on
+    real / fake samples; final_grad_ratio = fake / real of those means; final_grad_trend: least-
+    squares slope of log10(grad_norm_fake) per 100 kimg over the final phase (negative: still
+    shrinking; None with fewer than 3 ticks); final_drift: mean of `score_drift` (toys: mean
+    distance between consecutive scores' samples from the same latents) over the final phase's
+    ticks that have it; final_ticks: ticks in the final phase. None where the series is missing
+    or non-finite.
+    """
+    out = dict.fromkeys(CONVERGENCE_KEYS)
+    if not rows:
+        return out
+    count = max(1, int(round(len(rows) * fraction)))
+    final = rows[-count:]
+    real = _mean([row.get("grad_norm_real") for row in final])
+    fake = _mean([row.get("grad_norm_fake") for row in final])
+    out.update(final_grad_norm_real=real, final_grad_norm_fake=fake, final_ticks=count,
+               final_grad_ratio=fake / real if real and fake is not None and real > 0 else None,
+               final_drift=_mean([row.get("score_drift") for row in final if row.get("score_drift") is not None]))
+    points = [(float(row["kimg"]), math.log10(float(row["grad_norm_fake"]))) for row in final
+              if row.get("grad_norm_fake") is not None and math.isfinite(float(row["grad_norm_fake"])) and float(row["grad_norm_fake"]) > 0]
+    if len(points) >= 3:
+        xs, ys = zip(*points)
+        x_mean, y_mean = sum(xs) / len(xs), sum(ys) / len(ys)
+        spread = sum((x - x_mean) ** 2 for x in xs)
+        if spread > 0:
+            out["final_grad_trend"] = 100 * sum((x - x_mean) * (y - y_mean) for x, y in points) / spread
+    return out

@@ -32,10 +32,11 @@ import yaml
 from roadmap import files
 from roadmap.config import RunConfig, to_dict
 from roadmap.errors import ConfigError
+from roadmap.fingerprint import compute_fingerprint
 from roadmap.losses import LossSpec
 from roadmap.registry import ModelPair, create_dataset, create_model
 from roadmap.schedules import cosine_ramp, ema_beta
-from roadmap.stability import run_stability
+from roadmap.stability import run_convergence, run_stability
 from roadmap.step import (  # noqa: F401  (re-exported: the step functions are the trainer's)
     Batch,
     Optimization,
@@ -261,10 +262,21 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             optimizer_D=optimization.optimizer_D.state_dict(), scaler_D=optimization.scaler_D.state_dict(),
             scaler_G=optimization.scaler_G.state_dict(), random_state=_random_state(data_rng, latent_rng, augment_rng),
             nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time, config=resolved,
+            drift_samples=drift_state.get("previous"),
         ))
 
     def sample(n):
         return generate(generator_ema, pair.latent_dim, data.num_classes, n, device)
+
+    # Late-training oscillation of G (issue 25): the periodic score's samples come from the same fixed
+    # latents every time, so consecutive scores' samples are paired point by point.
+    drift_state = {"previous": checkpoint.get("drift_samples") if checkpoint is not None else None}
+
+    def recorded_sample(n):
+        samples = sample(n)
+        if len(data.shape) == 1:  # 2-D toys only: for images a pixel distance says little
+            drift_state["current"] = samples
+        return samples
 
     # Main loop.
     duration_nimg = int(config.duration_kimg * 1000)
@@ -334,8 +346,12 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
                                                   for key in sums}), device, world_size))
             if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
                 kwargs = {} if config.score_samples is None else dict(n=config.score_samples)
-                row.update({f"score_{key}": value for key, value in data.evaluate(sample, **kwargs).items()
+                row.update({f"score_{key}": value for key, value in data.evaluate(recorded_sample, **kwargs).items()
                             if isinstance(value, (int, float)) and not isinstance(value, bool)})
+                drift = sample_drift(drift_state.get("previous"), drift_state.get("current"))
+                if drift is not None:
+                    row["score_drift"] = drift
+                drift_state["previous"] = drift_state.pop("current", None)
             if writer:
                 files.append_line(run_dir / "metrics.jsonl", json.dumps(row))  # one write per tick
                 _log(run_dir, _tick_line(run_dir.name, row))
@@ -365,13 +381,21 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
     summary = _summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
                        wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
-                       stability=_stability(run_dir) if writer else {})
+                       stability=_stability(run_dir) if writer else {},
+                       fingerprint=compute_fingerprint(config) if writer else None)
     if writer:
         files.write_json(run_dir / "summary.json", summary)
         _log(run_dir, f"finished: {status}" + (f" ({reason})" if reason else "") + f" at kimg {nimg / 1000:g}; metrics {json.dumps(metrics)}")
         if board is not None:
             board.close()
     return summary
+
+
+def sample_drift(previous, current):
+    """Mean Euclidean distance between paired samples [N, D] of two consecutive scores (same latents); None without both."""
+    if previous is None or current is None or previous.shape != current.shape:
+        return None
+    return float((current.double() - previous.double()).norm(dim=1).mean())
 
 
 def _accumulate(sums: dict, counts: dict, stats: dict) -> None:
@@ -400,7 +424,8 @@ def _as_floats(stats: dict) -> dict:
 
 def _stability(run_dir: Path) -> dict:
     """Per-run stability statistics from the tick rows (roadmap/stability.py): peaks, largest spike, recovery."""
-    return run_stability(files.read_jsonl(run_dir / "metrics.jsonl"))
+    rows = files.read_jsonl(run_dir / "metrics.jsonl")
+    return dict(run_stability(rows), **run_convergence(rows))
 
 
 def _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng) -> None:

@@ -5,7 +5,7 @@ from collections import defaultdict
 
 from roadmap import files
 
-SHOWN_METRICS = ("modes", "modes_strict", "hq_fraction", "kl", "support_distance", "coverage", "fd_mnist_classifier", "fid")
+SHOWN_METRICS = ("modes", "modes_pacgan", "hq_fraction", "kl", "support_distance", "coverage", "fd_mnist_classifier", "fid")
 
 
 def _mean_spread(values) -> str:

@@ -211,6 +211,19 @@ def features(images: torch.Tensor, model: DigitClassifier = None, batch: int = 5
 
 
 @torch.no_grad()
+def classify_with_confidence(images: torch.Tensor, model: DigitClassifier = None, batch: int = 512) -> tuple:
+    """(digit int64 [N, C], softmax probability of that digit float32 [N, C]) of images [N, C, H, W] in [-1, 1]."""
+    model = model if model is not None else load_classifier()
+    digits, confidence = [], []
+    for i in range(0, len(images), batch):
+        chunk = images[i:i + batch]
+        probability, digit = model(to_digits(chunk)).softmax(1).max(1)
+        digits.append(digit.reshape(len(chunk), -1))
+        confidence.append(probability.reshape(len(chunk), -1))
+    return torch.cat(digits), torch.cat(confidence)
+
+
+@torch.no_grad()
 def classify(images: torch.Tensor, model: DigitClassifier = None, batch: int = 512) -> torch.Tensor:
     """Digit of each channel: images [N, C, H, W] in [-1, 1] -> int64 [N, C] (in chunks of `batch` images)."""
     model = model if model is not None else load_classifier()

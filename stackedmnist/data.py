@@ -62,13 +62,29 @@ class StackedMNIST:
         """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy, and
         `fd_mnist_classifier`: the Frechet distance to n real samples in the mode classifier's feature
         space (a FID-like number at CPU scale; never to be read as Inception FID)."""
-        from stackedmnist.classifier import classify, features, load_classifier
+        from stackedmnist.classifier import classify_with_confidence, features, load_classifier
+        from stackedmnist.quality import channel_tests
 
         model = load_classifier(self.root)
-        samples = generate(n)
-        modes = metrics.modes_from_digits(classify(samples, model))
+        samples = generate(n).cpu()
+        digits, confidence = classify_with_confidence(samples, model)
+        modes = metrics.modes_from_digits(digits)
+        recognisable = channel_tests(samples, confidence, self.quality_gate(model)).all(1)
         distance = metrics.frechet_distance(features(samples, model), self._real_features(n, model))
-        return dict(metrics.stacked_mnist_metrics(modes), classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
+        return dict(metrics.stacked_mnist_metrics(modes), **metrics.recognisable_metrics(modes, recognisable),
+                    classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
+
+    def quality_gate(self, model):
+        """The sample-quality gate (stackedmnist/quality.py) fit on real samples at this resolution (once per object)."""
+        from stackedmnist.classifier import classify_with_confidence
+        from stackedmnist.quality import CALIBRATION_SAMPLES, CALIBRATION_SEED, REFERENCE_SAMPLES, REFERENCE_SEED, fit_gate
+
+        if "gate" not in self._real_feature_cache:
+            reference, _ = self.sample_with_modes(REFERENCE_SAMPLES, torch.Generator().manual_seed(REFERENCE_SEED))
+            calibration, _ = self.sample_with_modes(CALIBRATION_SAMPLES, torch.Generator().manual_seed(CALIBRATION_SEED))
+            reference, calibration = reference.cpu(), calibration.cpu()
+            self._real_feature_cache["gate"] = fit_gate(reference, calibration, classify_with_confidence(calibration, model)[1])
+        return self._real_feature_cache["gate"]
 
     def _real_features(self, n: int, model):
         """Classifier features of n real samples drawn with a fixed seed (computed once per n)."""

@@ -40,6 +40,15 @@ def stacked_mnist_metrics(modes: torch.Tensor) -> dict:
                 modes_min_count=count_modes(histogram, MIN_MODE_COUNT), n=int(len(modes)))
 
 
+def recognisable_metrics(modes: torch.Tensor, recognisable: torch.Tensor) -> dict:
+    """Mode ids [N] and the quality gate's verdict bool [N] (stackedmnist/quality.py) -> recognisable_modes
+    (modes with at least one recognisable sample), recognisable_modes_min_count (>= MIN_MODE_COUNT of them) and
+    recognisable_fraction (share of samples that are recognisable)."""
+    histogram = mode_histogram(modes[recognisable.bool()])
+    return dict(recognisable_modes=count_modes(histogram), recognisable_modes_min_count=count_modes(histogram, MIN_MODE_COUNT),
+                recognisable_fraction=float(recognisable.float().mean()) if len(recognisable) else 0.0)
+
+
 def uniform_kl(k: int) -> float:
     """KL of a distribution spread evenly over k of the 1000 modes: log(1000 / k)."""
     return math.log(NUM_MODES / k)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from roadmap.registry import register_dataset
-from toy2d.metrics import curve_metrics, mixture_metrics
+from toy2d.metrics import HIGH_QUALITY_STDS, curve_metrics, mixture_metrics
 
 EVAL_SAMPLES = 2500  # PacGAN's protocol scores 2,500 generated samples
 CURVE_NOISE = 0.01  # std of the Gaussian noise around circle and line samples
@@ -68,7 +68,7 @@ class Curve(ToyData):
 
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
         distances, positions = self.project(generate(n).numpy().astype(np.float64))
-        return curve_metrics(distances, positions)
+        return curve_metrics(distances, positions, near=HIGH_QUALITY_STDS * self.noise)
 
 
 def plot_scatter(data, samples, ax=None):

@@ -177,9 +177,9 @@ def test_toy_tables(make_run):
     hq = [0.9, 0.8, 0.85]
     for seed in range(3):
         make_run("toy", f"25g-rpgan-s{seed}", model="toy_mlp", dataset="25gaussians", seed=seed,
-                 metrics=dict(modes=25 - seed, modes_strict=24, modes_total=25, hq_fraction=hq[seed], kl=0.1 * seed))
+                 metrics=dict(modes=25 - seed, modes_pacgan=24, modes_total=25, hq_fraction=hq[seed], kl=0.1 * seed))
         make_run("toy", f"25g-rpgan-lazy-s{seed}", model="toy_mlp", dataset="25gaussians", seed=seed, lazy_interval=8,
-                 status="diverged" if seed else "completed", metrics=dict(modes=5, modes_strict=2, hq_fraction=0.1, kl=2.0))
+                 status="diverged" if seed else "completed", metrics=dict(modes=5, modes_pacgan=2, hq_fraction=0.1, kl=2.0))
     make_run("toy", "circle-gan-s0", model="toy_mlp", dataset="circle", loss="gan",
              metrics=dict(support_distance=0.01234, coverage=0.98, kl=0.05))
     mixtures, curves = tables.toy_tables(collect(make_run.root).runs)

@@ -65,7 +65,7 @@ def test_same_seed_same_trajectory_and_files(tmp_path):
     trainer.train(config, tmp_path / "b")
     assert ticks(tmp_path / "a") == ticks(tmp_path / "b")
     assert first["status"] == "completed" and first["kimg"] == pytest.approx(0.256)
-    assert set(first["metrics"]) == {"modes", "modes_strict", "modes_total", "hq_fraction", "kl"}
+    assert set(first["metrics"]) == {"modes", "modes_pacgan", "modes_total", "hq_fraction", "kl"}
     saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
     assert saved["loss"] == "rpgan" and saved["penalties"] == ["r1", "r2"] and saved["lazy_interval"] == 1
     assert (tmp_path / "a" / "samples" / "final.png").stat().st_size > 1000

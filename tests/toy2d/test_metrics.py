@@ -14,7 +14,7 @@ def test_perfect_samples_cover_every_mode():
     means = data.means.numpy()
     samples = np.repeat(means, 100, axis=0)
     result = mixture_metrics(samples, means, data.std)
-    assert result == dict(modes=25, modes_strict=25, modes_total=25, hq_fraction=1.0, kl=pytest.approx(0.0))
+    assert result == dict(modes=25, modes_pacgan=25, modes_total=25, hq_fraction=1.0, kl=pytest.approx(0.0))
 
 
 def test_half_the_modes_give_log_two_and_far_samples_are_low_quality():
@@ -26,11 +26,32 @@ def test_half_the_modes_give_log_two_and_far_samples_are_low_quality():
     assert result["kl"] == pytest.approx(math.log(2))
 
 
-def test_strict_count_needs_one_percent_of_the_expected_share():
+def test_a_covered_mode_needs_a_tenth_of_its_expected_share():
     means = np.array([[0.0, 0.0], [10.0, 0.0]])
-    samples = np.concatenate([np.zeros((999, 2)), [[10.0, 0.0]]])  # mode 2 expects 500; 1 < 5
+    samples = np.concatenate([np.zeros((951, 2)), np.full((49, 2), [10.0, 0.0])])  # mode 2 expects 500; 49 < 50
     result = mixture_metrics(samples, means, 0.1)
-    assert result["modes"] == 2 and result["modes_strict"] == 1
+    assert result["modes"] == 1 and result["modes_pacgan"] == 2
+    samples[900] = [10.0, 0.0]  # now 50 >= 50
+    assert mixture_metrics(samples, means, 0.1)["modes"] == 2
+
+
+@pytest.mark.parametrize("name, half_width, pacgan_at_least", [("25gaussians", 5.0, 15), ("ring8", 1.5, 0)])
+def test_a_uniform_fill_of_the_square_covers_no_mode(name, half_width, pacgan_at_least):
+    """PacGAN's count gives a uniform fill of 25 Gaussians' square ~21 of 25 modes (issue 24); ours gives none."""
+    data = create_dataset(name)
+    samples = np.random.default_rng(0).uniform(-half_width, half_width, size=(2500, 2))
+    result = mixture_metrics(samples, data.means.numpy(), data.std)
+    assert result["modes"] == 0 and result["modes_pacgan"] >= pacgan_at_least and result["hq_fraction"] < 0.03
+
+
+@pytest.mark.parametrize("name", ["circle", "line"])
+def test_a_uniform_fill_of_the_square_covers_no_arc_of_a_curve(name):
+    data = create_dataset(name)
+    samples = np.random.default_rng(0).uniform(-1.5, 1.5, size=(2500, 2))
+    result = data.evaluate(lambda n: torch.tensor(samples[:n]))
+    assert result["coverage"] == 0.0 and result["hq_fraction"] < 0.05
+    exact = data.evaluate(lambda n: data.sample(n, torch.Generator().manual_seed(0))[0])
+    assert exact["coverage"] == 1.0 and exact["hq_fraction"] > 0.99
 
 
 def test_reverse_kl_known_value():
@@ -45,7 +66,7 @@ def test_curve_metrics_on_exact_and_half_circle():
     full = curve_metrics(distances, positions)
     assert full["support_distance"] < 1e-9 and full["coverage"] == 1.0 and full["kl"] == pytest.approx(0.0, abs=1e-12)
     half = curve_metrics(*data.project(on_curve[:500]))
-    assert half["coverage"] == 0.5 and half["kl"] == pytest.approx(math.log(2))
+    assert half["coverage"] == 0.5 and half["hq_fraction"] == 1.0 and half["kl"] == pytest.approx(math.log(2))
 
 
 def test_line_projection_distance():
