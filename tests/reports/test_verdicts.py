@@ -1,0 +1,76 @@
+"""Three-valued verdicts on constructed data with a known outcome (issue 24): reproduced, contradicted, inconclusive."""
+import math
+
+import pytest
+from scipy import stats
+
+from reports.verdicts import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, compare_binary, compare_continuous, holm,
+                              minimum_discordant, pool)
+
+BASE = [1.0, 1.1, 0.9, 1.05, 0.95]
+
+
+def test_a_clear_effect_in_the_claimed_direction_is_reproduced():
+    verdict = compare_continuous(BASE, [b + 1 for b in BASE], "higher", margin=0.1)
+    assert verdict.outcome == REPRODUCED and verdict.effect == pytest.approx(1.0) and verdict.p_value < 1e-6
+
+
+def test_the_opposite_direction_significant_is_contradicted():
+    verdict = compare_continuous(BASE, [b - 1 + 0.01 * i for i, b in enumerate(BASE)], "higher", margin=0.1)
+    assert verdict.outcome == CONTRADICTED and "opposite" in verdict.note
+
+
+def test_an_effect_shown_smaller_than_the_margin_contradicts_a_claimed_difference():
+    baseline = [1.0 + 0.01 * math.sin(i) for i in range(12)]
+    variant = [b + 0.001 * math.cos(3 * i) for i, b in enumerate(baseline)]
+    verdict = compare_continuous(baseline, variant, "higher", margin=0.05)
+    assert verdict.outcome == CONTRADICTED and "TOST" in verdict.note
+
+
+def test_an_underpowered_comparison_is_inconclusive_and_states_its_detectable_effect():
+    baseline, variant = [1.0, 2.0, 3.0], [2.5, 1.5, 4.0]  # differences 1.5, -0.5, 1.0
+    verdict = compare_continuous(baseline, variant, "higher", margin=0.1)
+    diffs = [1.5, -0.5, 1.0]
+    se = stats.tstd(diffs) / math.sqrt(3)
+    expected = (stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * se
+    assert verdict.outcome == INCONCLUSIVE and verdict.detectable == pytest.approx(expected)
+    assert "could detect an effect of" in verdict.note and "n = 3" in verdict.note
+    assert verdict.low < 0 < verdict.high
+
+
+def test_log_scale_effects_are_ratios():
+    verdict = compare_continuous([1.0, 2.0, 4.0, 8.0], [2.0, 4.0, 8.0, 16.0], "higher", margin=1.25, log_scale=True)
+    assert verdict.outcome == REPRODUCED and verdict.effect == pytest.approx(2.0)
+
+
+def test_a_no_gain_claim_is_reproduced_by_equivalence_and_contradicted_by_a_gain():
+    baseline = [5.0 + 0.01 * math.sin(i) for i in range(10)]
+    same = [b + 0.002 * math.cos(i) for i, b in enumerate(baseline)]
+    assert compare_continuous(baseline, same, "not_lower", margin=0.5).outcome == REPRODUCED
+    better = [b - 1.0 + 0.01 * math.cos(i) for i, b in enumerate(baseline)]  # lower KL = a gain
+    assert compare_continuous(baseline, better, "not_lower", margin=0.5).outcome == CONTRADICTED
+
+
+def test_one_seed_is_inconclusive_without_a_test():
+    verdict = compare_continuous([1.0], [2.0], "higher", margin=0.1)
+    assert verdict.outcome == INCONCLUSIVE and verdict.p_value is None and "needs >= 2" in verdict.note
+
+
+def test_five_of_five_seeds_diverging_only_in_the_variant_is_reproduced_and_three_is_not_enough():
+    assert minimum_discordant() == 5
+    five = compare_binary([False] * 5, [True] * 5, "higher")
+    assert five.outcome == REPRODUCED and five.p_value == pytest.approx(1 / 32)
+    three = compare_binary([False] * 3, [True] * 3, "higher")
+    assert three.outcome == INCONCLUSIVE and three.p_value == pytest.approx(1 / 8) and "impossible with 3 seeds" in three.note
+    none = compare_binary([False] * 8, [False] * 8, "higher")
+    assert none.outcome == INCONCLUSIVE and none.detectable == pytest.approx(5 / 8)
+    against = compare_binary([True] * 6, [False] * 6, "higher")
+    assert against.outcome == CONTRADICTED
+
+
+def test_holm_known_values_and_pooling():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    strong = compare_continuous(BASE, [b + 1 for b in BASE], "higher", margin=0.1)
+    weak = compare_continuous([1.0, 2.0, 3.0], [2.5, 1.5, 4.0], "higher", margin=0.1)
+    assert pool([strong, strong]).outcome == REPRODUCED
+    assert pool([strong, weak]).outcome == INCONCLUSIVE and "Holm" in pool([strong, weak]).test
