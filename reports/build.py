@@ -15,6 +15,8 @@ import pandas as pd
 from reports import figures, negative, stability
 from reports.catalog import all_tables, unclaimed_table
 from reports.collect import Results, collect, experiment_wall_times
+from reports.scoreboard import scoreboard, summary_counts
+from reports.staleness import mark_stale, stale_tables
 from reports.tables import (
     kind_mask,
     provenance_table,
@@ -137,18 +139,45 @@ def _status_line(runs: pd.DataFrame) -> str:
     return f"{len(runs)} run(s): " + ", ".join(parts) + "."
 
 
+def _stale_lines(results: Results, stale: list) -> list:
+    """The staleness paragraph: which tables hold runs of other code (fingerprint), and the commits of all runs."""
+    runs = results.runs
+    if not len(runs) or "stale" not in runs:
+        return []
+    count = int(runs["stale"].notna().sum())
+    commits = sorted({str(c) for c in runs["git_commit"].dropna()})
+    if not count:
+        return [f"Every finished run is current: its fingerprint equals this code's (commits {', '.join(commits)}).", ""]
+    return [f"**Stale runs: {count} of {len(runs)}** (fingerprint differs from this code's, or none recorded); tables holding "
+            f"them: {', '.join(stale) or 'none'} (marked in their cells). Commits of the runs: {', '.join(commits)}. "
+            "`r3bench report --check` fails while any table holds stale runs.", ""]
+
+
 def _problem_lines(results: Results) -> list:
     return [f"`{path}`: {reason}" for path, reason in results.problems]
 
 
-def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
-    """Write tables, figures, report.md and report.html for every run under results_dir; return report.md."""
+def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out: list = None) -> Path:
+    """Write tables, figures, report.md and report.html for every run under results_dir; return report.md.
+
+    `stale_out`, when given, receives the names of the tables that hold stale runs (reports/staleness.py).
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ConfigError(f"RESULTS_DIR: {results_dir} is not a folder")
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
     results = collect(results_dir)
+    results.runs = mark_stale(results.runs)
     tables = all_tables(results)
+    board = scoreboard(results.runs, results.dirac, set(results.runs.loc[results.runs["stale"].notna(), "run_dir"])
+                       if len(results.runs) else set())
+    stale = stale_tables(tables + [board])
+    stale_feeds = set(results.runs.loc[results.runs["stale"].notna(), "feeds"].astype(str)) if len(results.runs) else set()
+    stale += [table.name for table in tables if table.name in stale_feeds and table.name not in stale]  # tables without run cells
+    if stale_out is not None:
+        stale_out.extend(stale)
+    files.write_text(out_dir / "tables" / "scoreboard.md", render_markdown(board))
+    files.write_text(out_dir / "tables" / "scoreboard.tex", render_latex(board))
     for table in tables:
         files.write_text(out_dir / "tables" / f"{table.name}.md", render_markdown(table))
         files.write_text(out_dir / "tables" / f"{table.name}.tex", render_latex(table))
@@ -157,7 +186,8 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     # report.md
-    md = ["# r3bench report", "", f"Results folder: `{results_dir}`; built {stamp}.", "", _status_line(results.runs), ""]
+    md = ["# r3bench report", "", f"Results folder: `{results_dir}`; built {stamp}.", "", _status_line(results.runs), "",
+          "## Claims scoreboard", "", f"Verdicts: {summary_counts(board)}.", "", render_markdown(board), *_stale_lines(results, stale)]
     if results.problems:
         md += ["## Problems", "", "These could not be read and are left out of the tables:", ""]
         md += [f"- {line}" for line in _problem_lines(results)] + [""]
@@ -202,7 +232,8 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800) -> Path:
 
     # report.html: the same content, figures embedded.
     body = [f"<h1>r3bench report</h1><p>Results folder: <code>{html.escape(str(results_dir))}</code>; built {stamp}.</p>",
-            f"<p>{html.escape(_status_line(results.runs))}</p>"]
+            f"<p>{html.escape(_status_line(results.runs))}</p>", "<h2>Claims scoreboard</h2>", render_html(board),
+            "".join(f"<p>{html.escape(line)}</p>" for line in _stale_lines(results, stale) if line)]
     if results.problems:
         body.append("<h2>Problems</h2><ul>" + "".join(
             f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in results.problems) + "</ul>")

@@ -16,7 +16,7 @@ import yaml
 from roadmap import files
 
 # Summary keys copied into the run row (the config's own `device` field becomes `device_requested`).
-SUMMARY_KEYS = ("reason", "kimg", "diverged_kimg", "wall_seconds", "device", "git_commit", "config_hash", "torch")
+SUMMARY_KEYS = ("reason", "kimg", "diverged_kimg", "wall_seconds", "device", "git_commit", "config_hash", "torch", "fingerprint")
 
 
 @dataclasses.dataclass

@@ -8,6 +8,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: RESULTS_DIR/report)")
     parser.add_argument("--readme", metavar="README", help="also splice the tables and key figures into README "
                         "(between its <!-- results:start/end --> markers)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when any table holds stale runs (their fingerprint "
+                        "differs from what this code computes, or they have none)")
     parser.set_defaults(handler=run_report)
 
 
@@ -25,7 +27,8 @@ def run_report(args) -> int:
         raise ConfigError(f"--out: {str(out)!r} is a file; give a folder for the report")
     if args.readme and not Path(args.readme).is_file():
         raise ConfigError(f"--readme: {args.readme!r} is not an existing file (it must hold the <!-- results:start/end --> markers)")
-    report = build_report(args.results_dir, args.out)
+    stale = []
+    report = build_report(args.results_dir, args.out, stale_out=stale)
     print(f"report: {report} (and {report.with_suffix('.html').name} beside it)")
     if args.readme:
         from reports.readme import update_readme
@@ -33,4 +36,8 @@ def run_report(args) -> int:
         command = "r3bench report " + args.results_dir + (f" --out {args.out}" if args.out else "") + f" --readme {args.readme}"
         update_readme(report.parent, args.readme, command)
         print(f"README results section: {args.readme}")
+    if stale:
+        print(f"stale runs in {len(stale)} table(s): {', '.join(stale)} (fingerprints differ from this code's; see the report)")
+        if args.check:
+            return 1
     return 0

@@ -6,7 +6,8 @@ from roadmap import files
 from roadmap.errors import ConfigError
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SKIPPED_TABLES = ("provenance", "negative-")  # provenance stays in report.md; negative results have their own section
+BOARD_START, BOARD_END = "<!-- scoreboard:start -->", "<!-- scoreboard:end -->"  # near the top: the README opens with it
+SKIPPED_TABLES = ("provenance", "negative-", "scoreboard")  # provenance stays in report.md; negative results have their own section
 README_FIGURES = ("toy-samples", "dirac", "figure1", "stability-map")  # figure-name prefixes worth a place in the README
 
 
@@ -35,4 +36,9 @@ def update_readme(report_dir, readme_path, command: str) -> None:
         raise ConfigError(f"--readme: {readme_path} has no {START} ... {END} markers")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
-    files.write_text(readme_path, head + readme_section(report_dir, readme_path, command) + tail)
+    text = head + readme_section(report_dir, readme_path, command) + tail
+    board = Path(report_dir) / "tables" / "scoreboard.md"
+    if BOARD_START in text and BOARD_END in text and board.exists():
+        before, rest = text.split(BOARD_START, 1)
+        text = before + BOARD_START + "\n" + board.read_text().rstrip() + "\n" + BOARD_END + rest.split(BOARD_END, 1)[1]
+    files.write_text(readme_path, text)

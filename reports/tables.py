@@ -22,6 +22,7 @@ import yaml
 
 from reports.collect import metric_values
 from reports.registry import register_table
+from reports.staleness import stale_note
 from reports.stats import mean_ci
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
@@ -174,6 +175,10 @@ def summarize(runs: pd.DataFrame, metric: Metric) -> Cell:
         notes.append(f"{running} more run(s) still running, not counted")
     if len(failed) and finished:
         notes.append(f"{len(failed)} run(s) failed (crashed), not counted")
+    if "stale" in runs and finished:
+        stale = int(runs.loc[status.isin(["completed", "diverged"]), "stale"].notna().sum())
+        if stale:
+            notes.append(stale_note(stale, finished))
     if len(runs) == 0:
         return Cell(text="-", notes=("not run",))
     if finished == 0:
