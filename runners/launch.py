@@ -35,21 +35,14 @@ from pathlib import Path
 import yaml
 
 from roadmap import files
-from roadmap.config import to_dict
+from roadmap.config import DEFAULTED_SETTINGS, IGNORED_SETTINGS, to_dict  # noqa: F401  (re-exported)
+from roadmap.config import settings_difference as stored_settings_difference  # the binding rule, shared with checkpoints
 from roadmap.errors import ConfigError
 from runners import lock
 
 EXECUTORS = ("local", "debug", "slurm")
 DONE_STATES = ("completed", "diverged")  # a diverged run is a result: never re-run without --force
 DEFAULT_TIMEOUT_MIN = 60
-# Settings left out of the binding of a run folder to its configuration, because they do not
-# change what the run is: torch threads (at most the last bits of float sums; refusing over it
-# would stop a sweep from moving to a bigger machine), how often checkpoints are written (resume
-# is bitwise from any tick boundary) and which logger mirrors the tick scalars.
-IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
-# Filled in by the trainer from the configuration's defaults when a spec leaves them None: None
-# now means "the configuration's own", which is what the stored value is.
-DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")
 PARENT_POLL_SECONDS = 0.5
 ORPHAN_WAIT_SECONDS = 10.0
 LOCAL_RESULTS_TIMEOUT_S = 2
@@ -63,25 +56,6 @@ class Interrupted(KeyboardInterrupt):
         self.message, self.signum = message, signum
 
 
-def _plain(value):
-    """YAML round trip of a value (tuples become lists) so stored and current settings compare equal."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _first_difference(stored, now, where: str = ""):
-    if isinstance(stored, dict) and isinstance(now, dict):
-        for key in list(now) + [k for k in stored if k not in now]:
-            found = _first_difference(stored.get(key, "(unset)"), now.get(key, "(unset)"), f"{where}.{key}" if where else key)
-            if found:
-                return found
-        return None
-    return None if stored == now else f"{where}: stored {stored}, now {now}"
-
-
 def settings_difference(config_values: dict, run_dir):
     """'gamma: stored 1.0, now 10.0' for the first setting that differs from the run's config.yaml, or None.
 
@@ -93,16 +67,7 @@ def settings_difference(config_values: dict, run_dir):
         stored = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(stored, dict):
-        return None
-    now = _plain(config_values)
-    for key, value in now.items():
-        if key in IGNORED_SETTINGS or key not in stored or (key in DEFAULTED_SETTINGS and value is None):
-            continue
-        found = _first_difference(_plain(stored[key]), value, key)
-        if found:
-            return found
-    return None
+    return stored_settings_difference(stored, config_values)
 
 
 def _state_words(state: str) -> str:
