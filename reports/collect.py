@@ -126,7 +126,7 @@ def _checked_summary(summary: dict, name: str, problems: list) -> dict:
         if not isinstance(values, dict):
             bad.append(f"{part} is {checked.pop(part)!r} (expected a mapping)")
             continue
-        kept = {key: value for key, value in values.items() if value is None or _is_number(value)}
+        kept = {key: value for key, value in values.items() if value is None or isinstance(value, (int, float))}  # bools: flags
         bad += [f"{part}.{key} is {value!r} (expected a number)" for key, value in values.items() if key not in kept]
         checked[part] = kept
     if bad:

@@ -5,7 +5,8 @@ plus the R1/R2 penalties on every `lazy_interval`-th step weighted by that inter
 by one G step on a second real batch (as the official loop draws one), then the G EMA update;
 the step itself lives in roadmap/step.py, shared with the benchmark. A tick appends one line of averaged statistics to
 metrics.jsonl; checkpoints are written atomically at tick boundaries and hold every random
-state, so a resumed run continues the same trajectory (bitwise on CPU).
+state, so a resumed run continues the same trajectory (bitwise on CPU). A checkpoint resumes only
+the run whose settings and shapes it holds (the rule of roadmap.config.settings_difference).
 
 Multi-GPU (torch.distributed, started by runners/launch.py): every rank draws the same global
 batch from the same generators and trains on its own slice; gradients and statistics are
