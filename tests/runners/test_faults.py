@@ -14,7 +14,7 @@ from roadmap import files
 from runners import launch, lock
 from runners.cli import main
 from runners.experiment import expand, load_experiment
-from runners.launch import death_reason, mark_dead_runs, preflight, run_state
+from runners.launch import death_reason, mark_dead_runs, run_state
 
 TOY = """\
 description: one toy run
@@ -128,8 +128,8 @@ def test_threads_beyond_the_cores_of_the_job_are_refused_before_any_folder(toy, 
     assert not out.exists()
     [spec] = expand(load_experiment(str(toy)), out, overrides={"threads": 4})
     with pytest.raises(launch.ConfigError, match=r"threads: 4 is more than the 2 cores resources.cpus_per_task gives a job"):
-        preflight([spec], "slurm", dict(cpus_per_task=2))
-    preflight([spec], "slurm", dict(cpus_per_task=4))
+        launch.preflight([spec], "slurm", dict(cpus_per_task=2))
+    launch.preflight([spec], "slurm", dict(cpus_per_task=4))
 
 
 def test_bench_threads_beyond_the_cores_are_one_line(capsys):
