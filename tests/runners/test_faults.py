@@ -132,6 +132,17 @@ def test_threads_beyond_the_cores_of_the_job_are_refused_before_any_folder(toy, 
     launch.preflight([spec], "slurm", dict(cpus_per_task=4))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_slurm_job_on_a_node_without_cuda_fails_as_one_line_in_its_summary(toy, tmp_path):
+    from roadmap.config import to_dict
+
+    [spec] = expand(load_experiment(str(toy)), tmp_path / "results", overrides={"device": "cuda"})
+    launch.preflight([spec], "slurm", dict(cpus_per_task=1))  # the submitting node may have no GPU
+    [summary] = launch.TrainingJob()([(to_dict(spec.config), str(spec.run_dir))])
+    assert summary["status"] == "failed" and summary["reason"] == "ConfigError: device: 'cuda' requested but CUDA is not available"
+    assert files.read_json(spec.run_dir / "summary.json")["reason"] == summary["reason"]
+
+
 def test_bench_threads_beyond_the_cores_are_one_line(capsys):
     cores = launch.job_cores("local", {})
     assert main(["bench", "--config", "A", "--threads", str(cores + 1)]) == 2
