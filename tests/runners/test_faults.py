@@ -213,3 +213,23 @@ def test_a_run_another_command_holds_but_has_not_started_is_not_a_success(toy, t
         assert main(["run", str(toy), "--executor", "debug", "--out", str(out), "--no-progress"]) == 1
     assert f"toy/{spec.name}: skipped, being written by pid {os.getpid()}" in capsys.readouterr().out
     assert run_state(spec.run_dir)[0] == "pending"
+
+
+# 1. A checkpoint of another run, through the command line.
+
+def test_run_refuses_a_checkpoint_of_another_run_in_one_line_and_keeps_its_rows(toy, tmp_path, capsys):
+    out, foreign = tmp_path / "results", tmp_path / "foreign"
+    assert main(["run", str(toy), "lr=0.002", "--executor", "debug", "--out", str(foreign), "--no-progress"]) == 0
+    argv = ["run", str(toy), "--executor", "debug", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    [spec] = expand(load_experiment(str(toy)), out)
+    (spec.run_dir / "summary.json").unlink()  # interrupted after its last checkpoint
+    for name in (files.CHECKPOINT, files.PREVIOUS_CHECKPOINT):
+        shutil.copy(foreign / "toy" / spec.name / name, spec.run_dir / name)
+    metrics = (spec.run_dir / "metrics.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed:")]
+    assert line.startswith(f"failed: toy/{spec.name}: CheckpointRefused: {spec.run_dir}: checkpoint.pt is from a run with "
+                           "other settings (lr: stored 0.002, now 0.0002);")
+    assert (spec.run_dir / "metrics.jsonl").read_bytes() == metrics
