@@ -77,7 +77,7 @@ def _read_run(run_dir: Path, root: Path, problems: list):
     except Exception as error:
         problems.append((name, f"metrics.jsonl unreadable ({type(error).__name__}: {error})"))
         ticks = []
-    ticks = [dict(tick, run_dir=str(run_dir), experiment=experiment, run=run_dir.name) for tick in ticks if isinstance(tick, dict)]
+    ticks = [dict(tick, run_dir=str(run_dir), experiment=experiment, run=run_dir.name) for tick in _checked_ticks(ticks, name, problems)]
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         row.update(status="running", kimg=ticks[-1].get("kimg") if ticks else 0.0)
@@ -90,6 +90,7 @@ def _read_run(run_dir: Path, root: Path, problems: list):
             problems.append((name, f"summary.json unreadable ({type(error).__name__}: {error})"))
             row.update(status="unreadable", reason="summary.json unreadable")
         else:
+            summary = _checked_summary(summary, name, problems)
             row["status"] = summary.get("status", "failed")
             row.update({key: summary.get(key) for key in SUMMARY_KEYS})
             for key, value in (summary.get("metrics") or {}).items():
@@ -99,6 +100,51 @@ def _read_run(run_dir: Path, root: Path, problems: list):
     samples = run_dir / "samples"
     row["samples_png"] = str(samples / "final.png") if (samples / "final.png").exists() else None
     return row, ticks
+
+
+NUMBER_KEYS = ("kimg", "diverged_kimg", "wall_seconds")
+TEXT_KEYS = ("status", "reason", "device", "git_commit", "config_hash", "torch")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _checked_summary(summary: dict, name: str, problems: list) -> dict:
+    """summary.json with each value of the wrong type left out, and named in `problems` (field and value)."""
+    checked, bad = dict(summary), []
+    for key in NUMBER_KEYS:
+        if checked.get(key) is not None and not _is_number(checked[key]):
+            bad.append(f"{key} is {checked.pop(key)!r} (expected a number)")
+    for key in TEXT_KEYS:
+        if checked.get(key) is not None and not isinstance(checked[key], str):
+            bad.append(f"{key} is {checked.pop(key)!r} (expected text)")
+    for part in ("metrics", "stability"):
+        values = checked.get(part)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            bad.append(f"{part} is {checked.pop(part)!r} (expected a mapping)")
+            continue
+        kept = {key: value for key, value in values.items() if value is None or isinstance(value, (int, float))}  # bools: flags
+        bad += [f"{part}.{key} is {value!r} (expected a number)" for key, value in values.items() if key not in kept]
+        checked[part] = kept
+    if bad:
+        problems.append((name, "summary.json: " + "; ".join(bad)))
+    return checked
+
+
+def _checked_ticks(ticks: list, name: str, problems: list) -> list:
+    """Tick rows whose tick and kimg (when present) are numbers and other values numbers, text or null; the first bad row is named."""
+    kept = []
+    for number, tick in enumerate(ticks, 1):
+        bad = next((key for key, value in tick.items()
+                    if not (_is_number(value) if key in ("tick", "kimg") else value is None or isinstance(value, (int, float, str)))), None)
+        if bad is None:
+            kept.append(tick)
+        elif len(kept) == number - 1:  # one line per run, for the first bad row
+            problems.append((name, f"metrics.jsonl row {number}: {bad} is {tick[bad]!r}; rows like it are left out"))
+    return kept
 
 
 def _read_analyses(root: Path, problems: list) -> tuple:

@@ -582,7 +582,8 @@ def provenance_table(runs: pd.DataFrame) -> Optional[Table]:
     header = ["Experiment", "Run", "Status", "kimg", "Wall (s)", "Device", "Git commit", "Config hash"]
     rows = []
     for _, run in runs.sort_values(["experiment", "run"]).iterrows():
-        fmt = lambda value, spec="": "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)  # noqa: E731
+        fmt = lambda value, spec="": "-" if value is None or (isinstance(value, float) and math.isnan(value)) else (  # noqa: E731
+            format(value, spec) if isinstance(value, (int, float)) or not spec else str(value))  # garbage shows as itself
         rows.append([Cell(text=str(run["experiment"])), Cell(text=str(run["run"])), Cell(text=str(run["status"])),
                      Cell(text=fmt(run.get("kimg"), ".1f")), Cell(text=fmt(run.get("wall_seconds"), ".0f")),
                      Cell(text=fmt(run.get("device"))), Cell(text=fmt(run.get("git_commit"))),

@@ -1,5 +1,6 @@
 """`r3bench params | fid | bench`: parameter counts (Table 2/9), Frechet distances, training throughput."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def run_bench(args) -> int:
 
     from roadmap.bench import benchmark
 
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    check_int("--threads", args.threads, 0, cores)  # an oversized OpenMP pool kills the process (libgomp out of memory)
     counts = _counts_on_meta(args.config, args.preset, args.width)  # no memory: refuse absurd sizes before allocating
     if counts["G"] + counts["D"] > MAX_BENCH_PARAMETERS:
         raise ConfigError(f"--width: {args.width:g} gives {counts['G'] + counts['D']:,} parameters (G + D), "

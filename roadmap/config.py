@@ -55,6 +55,19 @@ class RunConfig:
 
 FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; numpy and Python's random are seeded from it too
+# A sanity ceiling for torch threads: far above any node, far below what kills an OpenMP pool
+# (threads=100000 made libgomp run out of memory). The machine's own bound is checked before
+# submission (runners/launch.py preflight), where the cores the job will have are known.
+MAX_THREADS = 4096
+# Settings left out of the binding of a run folder (and of a checkpoint) to its configuration,
+# because they do not change what the run computes beyond float order: torch threads (at most the
+# last bits of float sums; refusing over it would stop a sweep from moving to a bigger machine), how
+# often checkpoints are written (resume is bitwise from any tick boundary) and which logger mirrors
+# the tick scalars.
+IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
+# Filled in by the trainer from the configuration's defaults when a spec leaves them None: None
+# now means "the configuration's own", which is what the stored value is.
+DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -108,7 +121,7 @@ def validate(config: RunConfig) -> RunConfig:
         check_number(name, getattr(config, name), 0.0, strictly_positive=True)
     check_number("burn_in_kimg", config.burn_in_kimg, 0.0)
     check_int("seed", config.seed, 0, MAX_SEED)
-    check_int("threads", config.threads, 0)
+    check_int("threads", config.threads, 0, MAX_THREADS)
     check_int("batch", config.batch, 1)
     check_int("checkpoint_ticks", config.checkpoint_ticks, 1)
     if config.duration_kimg * 1000 < config.batch:  # shorter than one step: nothing trains, yet the run "completes"
@@ -159,6 +172,8 @@ def merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         if "." in key:
             head, rest = key.split(".", 1)
+            if merged.get(head) is not None and not isinstance(merged[head], dict):  # e.g. batch.x=1 with batch: 64
+                raise ConfigError(f"{key}: {head} is {merged[head]!r}, not a mapping with keys")
             merged[head] = merge(merged.get(head) or {}, {rest: value})
         elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
@@ -183,3 +198,40 @@ def resolve(values: dict) -> RunConfig:
 
 def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def _plain(value):
+    """YAML round trip of a value (tuples become lists) so stored and current settings compare equal."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _first_difference(stored, now, where: str = ""):
+    if isinstance(stored, dict) and isinstance(now, dict):
+        for key in list(now) + [k for k in stored if k not in now]:
+            found = _first_difference(stored.get(key, "(unset)"), now.get(key, "(unset)"), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    return None if stored == now else f"{where}: stored {stored}, now {now}"
+
+
+def settings_difference(stored, now: dict):
+    """'gamma: stored 1.0, now 10.0' for the first setting in `now` that differs from `stored`, or None.
+
+    The one rule binding a run folder's config.yaml and a checkpoint's stored config to a run:
+    IGNORED_SETTINGS are not compared, nor settings `stored` lacks (added to RunConfig since), nor
+    DEFAULTED_SETTINGS left None in `now`. A `stored` that is not a mapping binds nothing.
+    """
+    if not isinstance(stored, dict):
+        return None
+    for key, value in _plain(now).items():
+        if key in IGNORED_SETTINGS or key not in stored or (key in DEFAULTED_SETTINGS and value is None):
+            continue
+        found = _first_difference(_plain(stored[key]), value, key)
+        if found:
+            return found
+    return None

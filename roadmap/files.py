@@ -2,22 +2,31 @@
 
 Files are created 0644 and folders 0755 whatever the umask of a cluster job: results are shared
 with colleagues. JSON is strict (no NaN/Infinity tokens), so any reader can parse summary.json.
+A checkpoint write never leaves fewer than one valid checkpoint: the new file is written and
+synced in full before the renames that rotate previous <- latest <- new.
 """
 import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from roadmap.errors import ConfigError
+
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint-previous.pt"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 UNREADABLE_SUFFIX = ".unreadable"
+
+
+class CheckpointRefused(ConfigError):
+    """No checkpoint in a run folder belongs to the run (they hold other settings): one line, the folder untouched."""
 
 
 class WriteError(OSError):
@@ -44,12 +53,36 @@ def make_dirs(path) -> Path:
     return path
 
 
+def _free_space(path) -> str:
+    """Free space of the file system holding `path`, in words ("12.3 MB free"), or "" when unknown."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return ""
+    unit = 0
+    while free >= 1000 and unit < 4:
+        free, unit = free / 1000, unit + 1
+    return f"; {free:.3g} {('B', 'kB', 'MB', 'GB', 'TB')[unit]} free"
+
+
 def _readable_os_error(error: OSError, path) -> OSError:
     if error.errno == errno.ENOSPC:
-        return WriteError(error.errno, f"no space left on device (writing {path})")
+        return WriteError(error.errno, f"no space left on device (writing {path}{_free_space(path)})")
     if error.errno == errno.EDQUOT:
-        return WriteError(error.errno, f"disk quota exceeded (writing {path})")
+        return WriteError(error.errno, f"disk quota exceeded (writing {path}{_free_space(path)})")
     return error
+
+
+def readable_write_error(error: BaseException, path):
+    """A WriteError naming `path` and the free space when `error` is a full disk or quota, else None."""
+    if isinstance(error, WriteError):
+        return error
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _readable_os_error(error, path)
+    return None
 
 
 def _atomic(path: Path, write) -> None:
@@ -80,9 +113,37 @@ def write_text(path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+class _Recorded:
+    """A stream that remembers the OSError of a failed write: torch.save turns it into a RuntimeError
+    ("enforce fail at inline_container.cc ... file write failed") that has lost the errno."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, data):
+        try:
+            return self.stream.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self):
+        self.stream.flush()
+
+
+def _save_torch(obj, stream) -> None:
+    recorded = _Recorded(stream)
+    try:
+        torch.save(obj, recorded)
+    except Exception as error:
+        if recorded.error is not None:
+            raise recorded.error from error
+        raise
+
+
 def write_torch(path, obj) -> None:
     """torch.save(obj) to `path` atomically."""
-    _atomic(path, lambda stream: torch.save(obj, stream))
+    _atomic(path, lambda stream: _save_torch(obj, stream))
 
 
 def _pointer_part(key) -> str:
@@ -145,23 +206,76 @@ def read_json(path):
     return data
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make renames inside `folder` durable (a crash after them must not bring the old names back)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems cannot sync a folder; the renames are still atomic
+        pass
+    finally:
+        os.close(handle)
+
+
 def save_checkpoint(run_dir, state: dict) -> None:
-    """Write checkpoint.pt atomically, keeping the one before as checkpoint-previous.pt."""
-    run_dir = Path(run_dir)
-    latest = run_dir / CHECKPOINT
-    if latest.exists():
-        os.replace(latest, run_dir / PREVIOUS_CHECKPOINT)
-    write_torch(latest, state)
+    """Write checkpoint.pt, keeping the one before as checkpoint-previous.pt; never fewer than one valid file.
 
-
-def load_checkpoint(run_dir):
-    """Newest readable checkpoint of a run, or None. A corrupt latest one falls back, with a warning.
-
-    When no checkpoint is readable the run restarts from scratch: the unreadable files are moved
-    aside (`checkpoint.pt.unreadable`) so the new run does not overwrite what may be recoverable.
+    The new checkpoint is written and synced in full under a temporary name first; only then do two
+    renames rotate previous <- latest <- new. A kill at any point leaves the latest or the previous
+    checkpoint valid (between the renames, the old latest is already the previous one).
     """
     run_dir = Path(run_dir)
-    unreadable = []
+    make_dirs(run_dir)
+    latest = run_dir / CHECKPOINT
+    handle, temp_name = tempfile.mkstemp(dir=run_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
+    try:
+        os.fchmod(handle, FILE_MODE)
+        with os.fdopen(handle, "wb") as stream:
+            _save_torch(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if latest.exists():
+            os.replace(latest, run_dir / PREVIOUS_CHECKPOINT)
+        os.replace(temp_name, latest)
+    except BaseException as error:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        readable = readable_write_error(error, latest)
+        if readable is not None and readable is not error:
+            raise readable from error
+        raise
+    _sync_folder(run_dir)
+
+
+def remove_leftovers(run_dir) -> list:
+    """Delete the temporary files of writes that a kill interrupted (`.NAME.*.tmp`); returns their names.
+
+    Called when a run starts, under its folder's lock: no write of this run is in flight then.
+    """
+    removed = []
+    for path in sorted(Path(run_dir).glob(".*.tmp")):
+        try:
+            path.unlink()
+            removed.append(path.name)
+        except OSError:
+            pass
+    return removed
+
+
+def load_checkpoint(run_dir, refuse=None):
+    """Newest usable checkpoint of a run, or None. A corrupt or refused latest one falls back, with a warning.
+
+    `refuse(state)` returns why a readable checkpoint is not this run's (e.g. "lr: stored 0.001, now
+    0.002"), or None to accept it. When no checkpoint is readable the run restarts from scratch: the
+    unreadable files are moved aside (`checkpoint.pt.unreadable`) so the new run does not overwrite
+    what may be recoverable. When a readable one was refused and none is usable, CheckpointRefused
+    is raised and nothing in the folder is touched.
+    """
+    run_dir = Path(run_dir)
+    unreadable, refused = [], []
     for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
         path = run_dir / name
         if not path.exists():
@@ -171,10 +285,17 @@ def load_checkpoint(run_dir):
         except Exception as error:  # truncated or garbled file: try the older one
             unreadable.append(f"{path.name} ({type(error).__name__})")
             continue
-        if unreadable:
-            warnings.warn(f"{run_dir / CHECKPOINT} is unreadable ({unreadable[0].split('(')[1].rstrip(')')}); "
-                          "falling back to the previous checkpoint")
+        why = refuse(state) if refuse is not None else None
+        if why:
+            refused.append(f"{path.name} is from a run with other settings ({why})")
+            continue
+        if unreadable or refused:
+            problem = f"is unreadable ({unreadable[0].split('(')[1].rstrip(')')})" if unreadable else refused[0].split(" ", 1)[1]
+            warnings.warn(f"{run_dir / CHECKPOINT} {problem}; falling back to the previous checkpoint")
         return state
+    if refused:
+        raise CheckpointRefused(f"{run_dir}: {'; '.join(refused + [u.replace(' (', ' is unreadable (', 1) for u in unreadable])}; "
+                                "no checkpoint of this run to resume from (move it away, or --force to re-run from scratch)")
     if unreadable:
         for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
             if (run_dir / name).exists():

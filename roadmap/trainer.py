@@ -5,7 +5,8 @@ plus the R1/R2 penalties on every `lazy_interval`-th step weighted by that inter
 by one G step on a second real batch (as the official loop draws one), then the G EMA update;
 the step itself lives in roadmap/step.py, shared with the benchmark. A tick appends one line of averaged statistics to
 metrics.jsonl; checkpoints are written atomically at tick boundaries and hold every random
-state, so a resumed run continues the same trajectory (bitwise on CPU).
+state, so a resumed run continues the same trajectory (bitwise on CPU). A checkpoint resumes only
+the run whose settings and shapes it holds (the rule of roadmap.config.settings_difference).
 
 Multi-GPU (torch.distributed, started by runners/launch.py): every rank draws the same global
 batch from the same generators and trains on its own slice; gradients and statistics are
@@ -30,7 +31,7 @@ import torch.distributed as dist
 import yaml
 
 from roadmap import files
-from roadmap.config import RunConfig, to_dict
+from roadmap.config import RunConfig, settings_difference, to_dict
 from roadmap.errors import ConfigError
 from roadmap.fingerprint import compute_fingerprint
 from roadmap.losses import LossSpec
@@ -238,8 +239,11 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0
 
-    # Resume.
-    checkpoint = files.load_checkpoint(run_dir)
+    # Resume (from a checkpoint of this run only: other settings or shapes fall back to the previous one).
+    if writer and run_dir.is_dir():
+        files.remove_leftovers(run_dir)
+    checkpoint = files.load_checkpoint(run_dir, refuse=lambda state: _not_this_run(
+        state, resolved, dict(generator=generator, discriminator=discriminator, generator_ema=generator_ema)))
     if checkpoint is not None:
         _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng)
         nimg, step, tick, wall_before = checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
@@ -428,6 +432,33 @@ def _stability(run_dir: Path) -> dict:
     return dict(run_stability(rows), **run_convergence(rows))
 
 
+def _not_this_run(state, resolved: dict, modules: dict):
+    """Why checkpoint `state` is not one of this run ('lr: stored 0.001, now 0.002'), or None.
+
+    Settings compare by the rule that binds a run folder to its config.yaml (roadmap.config,
+    settings_difference); tensor shapes are checked too, so a checkpoint without a stored config
+    (or with one that hides a shape change) falls back instead of failing in load_state_dict.
+    """
+    if not isinstance(state, dict):
+        return f"not a checkpoint ({type(state).__name__})"
+    difference = settings_difference(state.get("config"), resolved)
+    if difference:
+        return difference
+    for name, module in modules.items():
+        stored = state.get(name)
+        if not isinstance(stored, dict):
+            return f"{name}: missing"
+        mine = module.state_dict()
+        for key in list(mine) + [k for k in stored if k not in mine]:
+            have, want = stored.get(key), mine.get(key)
+            if not isinstance(want, torch.Tensor) and want is not None and key in stored:  # a module's extra state: no shape
+                continue
+            if want is None or not isinstance(have, torch.Tensor) or have.shape != want.shape:
+                describe = lambda t: "absent" if t is None else tuple(getattr(t, "shape", ()))  # noqa: E731
+                return f"{name}.{key}: stored shape {describe(have)}, now {describe(want)}"
+    return None
+
+
 def _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng) -> None:
     generator.load_state_dict(checkpoint["generator"])
     discriminator.load_state_dict(checkpoint["discriminator"])
@@ -465,8 +496,12 @@ def _progress_bar(progress: bool, config: RunConfig, nimg: int):
 
 def failure_reason(error: BaseException) -> str:
     """A readable reason for a failed run: a full disk says so instead of a serializer's internal message."""
+    if isinstance(error, files.WriteError):  # already one line with the path and the free space
+        return str(error)
     text = f"{type(error).__name__}: {error}"
-    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text or "inline_container" in text:
+    if "inline_container" in text:  # torch's serializer lost the errno: its internals tell the reader nothing
+        return "no space left on device (torch could not write a file)"
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text:
         return f"no space left on device ({text.splitlines()[0][:200]})"
     if isinstance(error, MemoryError) or "out of memory" in text.lower():
         return f"out of memory ({text.splitlines()[0][:200]})"

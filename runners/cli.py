@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from runners.launch import one_line_warnings
+
+    one_line_warnings()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may come after options too (`run quick --out X loss=gan`)
@@ -48,6 +51,14 @@ def main(argv=None) -> int:
     except ConfigError as error:
         print(f"r3bench {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk on any write path (experiment.json, summaries, reports): one line
+        from roadmap.files import readable_write_error
+
+        readable = readable_write_error(error, error.filename or "a results file")
+        if readable is None:
+            raise
+        print(f"r3bench {args.command}: error: {readable}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0

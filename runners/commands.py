@@ -136,6 +136,9 @@ def run_experiment(args) -> int:
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
         return 0
+    from runners.launch import preflight
+
+    preflight(specs, executor, resources)  # CUDA, threads: before any folder is written
     check_output_root(root)
     from roadmap.trainer import git_commit
 
@@ -162,7 +165,8 @@ def run_experiment(args) -> int:
             reason = _failure_reason(spec.run_dir)
             print(f"failed: {spec.experiment}/{spec.name}: {reason}", file=sys.stderr)
     states = [run_state(spec.run_dir)[0] for spec in specs]
-    return 1 if outcome["problems"] or "failed" in states or "running" in states else 0
+    # pending: skipped because another `r3bench run` holds it and has not started it yet (not finished here)
+    return 1 if outcome["problems"] or {"failed", "running", "pending"} & set(states) else 0
 
 
 def _run_analysis(name: str, options: dict, folder: Path, specs) -> None:

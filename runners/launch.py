@@ -30,29 +30,32 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import yaml
 
 from roadmap import files
-from roadmap.config import to_dict
+from roadmap.config import DEFAULTED_SETTINGS, IGNORED_SETTINGS, to_dict  # noqa: F401  (re-exported)
+from roadmap.config import settings_difference as stored_settings_difference  # the binding rule, shared with checkpoints
 from roadmap.errors import ConfigError
 from runners import lock
 
 EXECUTORS = ("local", "debug", "slurm")
 DONE_STATES = ("completed", "diverged")  # a diverged run is a result: never re-run without --force
 DEFAULT_TIMEOUT_MIN = 60
-# Settings left out of the binding of a run folder to its configuration, because they do not
-# change what the run is: torch threads (at most the last bits of float sums; refusing over it
-# would stop a sweep from moving to a bigger machine), how often checkpoints are written (resume
-# is bitwise from any tick boundary) and which logger mirrors the tick scalars.
-IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
-# Filled in by the trainer from the configuration's defaults when a spec leaves them None: None
-# now means "the configuration's own", which is what the stored value is.
-DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")
 PARENT_POLL_SECONDS = 0.5
 ORPHAN_WAIT_SECONDS = 10.0
 LOCAL_RESULTS_TIMEOUT_S = 2
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def one_line_warnings() -> None:
+    """Warnings print as 'warning: MESSAGE', one line: the warn() call's file and source line mean nothing to a user."""
+    warnings.formatwarning = _warning_line
 
 
 class Interrupted(KeyboardInterrupt):
@@ -61,25 +64,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
         self.message, self.signum = message, signum
-
-
-def _plain(value):
-    """YAML round trip of a value (tuples become lists) so stored and current settings compare equal."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _first_difference(stored, now, where: str = ""):
-    if isinstance(stored, dict) and isinstance(now, dict):
-        for key in list(now) + [k for k in stored if k not in now]:
-            found = _first_difference(stored.get(key, "(unset)"), now.get(key, "(unset)"), f"{where}.{key}" if where else key)
-            if found:
-                return found
-        return None
-    return None if stored == now else f"{where}: stored {stored}, now {now}"
 
 
 def settings_difference(config_values: dict, run_dir):
@@ -93,16 +77,7 @@ def settings_difference(config_values: dict, run_dir):
         stored = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(stored, dict):
-        return None
-    now = _plain(config_values)
-    for key, value in now.items():
-        if key in IGNORED_SETTINGS or key not in stored or (key in DEFAULTED_SETTINGS and value is None):
-            continue
-        found = _first_difference(_plain(stored[key]), value, key)
-        if found:
-            return found
-    return None
+    return stored_settings_difference(stored, config_values)
 
 
 def _state_words(state: str) -> str:
@@ -124,13 +99,26 @@ def run_state(run_dir) -> tuple:
     if summary_path.exists():
         try:
             summary = files.read_json(summary_path)
-            return summary.get("status", "failed"), summary.get("kimg") or 0.0
         except (OSError, ValueError):
-            return "failed", 0.0
+            summary = None
+        if not isinstance(summary, dict):
+            return "failed", _last_kimg(run_dir)
+        kimg = summary.get("kimg")
+        if isinstance(kimg, bool) or not isinstance(kimg, (int, float)):  # a failed run records none: its last tick says
+            kimg = _last_kimg(run_dir)
+        return summary.get("status", "failed"), kimg
     if (run_dir / "config.yaml").exists():
-        rows = files.read_jsonl(run_dir / "metrics.jsonl")
-        return "running", rows[-1]["kimg"] if rows else 0.0
+        return "running", _last_kimg(run_dir)
     return "pending", 0.0
+
+
+def _last_kimg(run_dir: Path) -> float:
+    """kimg of the last tick line in metrics.jsonl with a numeric kimg (0.0 when none)."""
+    for row in reversed(files.read_jsonl(run_dir / "metrics.jsonl")):
+        kimg = row.get("kimg")
+        if isinstance(kimg, (int, float)) and not isinstance(kimg, bool):
+            return kimg
+    return 0.0
 
 
 class TrainingJob:
@@ -157,6 +145,7 @@ class TrainingJob:
         from roadmap.config import resolve
         from roadmap.trainer import run
 
+        one_line_warnings()
         try:  # a segfault leaves "Fatal Python error: Segmentation fault" for the parent to report
             faulthandler.enable()
         except (OSError, ValueError, AttributeError):  # stderr without a file descriptor (in-process, captured)
@@ -368,6 +357,37 @@ def check_batches(specs, resources: dict) -> None:
                               f"{ranks} ranks (resources.tasks_per_node x nodes)")
 
 
+def job_cores(kind: str, resources: dict) -> int:
+    """CPU cores a job will have: this machine's (those this process may use) when it starts here, else cpus_per_task."""
+    if kind in ("local", "debug"):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return resources.get("cpus_per_task", 1)
+
+
+def preflight(specs, kind: str, resources: dict) -> None:
+    """Checks that need the machine, before any folder is written (ConfigError, one line).
+
+    A job that starts here needs its CUDA device here; a SLURM job checks its own node when it
+    starts (the submitting node may have no GPU) and fails as one line in its summary. torch
+    threads may not exceed the cores the job will have: an oversized OpenMP pool can kill the worker.
+    """
+    cores = job_cores(kind, resources)
+    where = "this machine has" if kind in ("local", "debug") else "resources.cpus_per_task gives a job"
+    for spec in specs:
+        name, device = f"{spec.experiment}/{spec.name}", str(spec.config.device)
+        if spec.config.threads > cores:
+            raise ConfigError(f"{name}: threads: {spec.config.threads} is more than the {cores} cores {where}")
+        if kind == "slurm" or not device.startswith("cuda"):
+            continue
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{name}: device: {device!r} requested but CUDA is not available on this machine")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ConfigError(f"{name}: device: {device!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def _chunks(specs, kind: str, resources: dict) -> list:
     """Runs per job: local, one job per worker (runs dealt round-robin); else one array task per run."""
     if kind == "local":
@@ -530,20 +550,57 @@ def death_reason(job, error) -> str:
     for words, number in FATAL_SIGNALS.items():
         if f"Fatal Python error: {words}" in stderr:
             return f"killed by signal {int(number)} ({words.lower()})"
-    if "No space left on device" in stderr or "no space left on device" in stderr:
-        return "no space left on device"
+    full = _disk_full_line(stderr + "\n" + _job_log(job, "stdout"))
+    if full:
+        return f"disk full (the worker's log: {full})"
     try:
         state = job.state
     except Exception:
         state = "UNKNOWN"
     text = str(error).strip()
     if "has not produced any output" in text:  # submitit: no result pickle, so no Python exception either
+        folder = getattr(getattr(job, "paths", None), "folder", None)
+        full = _write_fails(folder) if folder is not None else None
+        if full:  # a full disk also swallows the worker's log and result: the errno of a write here says so
+            return f"disk full ({full})"
         words = "the worker was killed without a Python error (SIGKILL: out of memory or kill -9?)"
     else:
         words = text.splitlines()[-1] if text else type(error).__name__
     if state and state not in ("FINISHED", "COMPLETED", "UNKNOWN", "RUNNING"):
         return f"job {job.job_id} ended {state}: {words}"
     return f"job {job.job_id} died outside the run: {words}"
+
+
+DISK_FULL_WORDS = ("No space left on device", "no space left on device", "[Errno 28]", "Disk quota exceeded", "[Errno 122]")
+
+
+def _job_log(job, name: str) -> str:
+    try:
+        return getattr(job, name)() or ""
+    except Exception:  # no log (never started, cleaned up, or a stand-in job)
+        return ""
+
+
+def _disk_full_line(log: str):
+    """The last line of a worker's log that reports a full disk or quota (errno 28 / 122), or None."""
+    lines = [line.strip() for line in log.splitlines() if any(words in line for words in DISK_FULL_WORDS)]
+    return lines[-1][:300] if lines else None
+
+
+def _write_fails(folder):
+    """'writing into FOLDER fails: no space left on device' when a small synced write there fails with ENOSPC/EDQUOT, else None."""
+    import errno
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"writing into {folder} fails: {os.strerror(error.errno).lower()}"
+    return None
 
 
 def job_problems(jobs) -> list:
@@ -576,9 +633,13 @@ def mark_dead_runs(dead, chunks) -> list:
             run_dir = Path(spec.run_dir)
             if (run_dir / "summary.json").exists() or not (run_dir / "config.yaml").exists() or lock.holder(run_dir):
                 continue
-            files.write_json(run_dir / "summary.json", dict(
-                status="failed", reason=reason, kimg=run_state(run_dir)[1], diverged_kimg=None, metrics={},
-                experiment=spec.experiment, run=spec.name, written_by="r3bench run (the job died outside the run)"))
+            try:
+                files.write_json(run_dir / "summary.json", dict(
+                    status="failed", reason=reason, kimg=run_state(run_dir)[1], diverged_kimg=None, metrics={},
+                    experiment=spec.experiment, run=spec.name, written_by="r3bench run (the job died outside the run)"))
+            except files.WriteError as error:  # e.g. the disk that killed the job is still full: one line, go on
+                print(f"warning: {spec.experiment}/{spec.name}: its failed summary was not written: {error}", file=sys.stderr)
+                continue
             marked.append(spec)
     return marked
 
@@ -593,6 +654,7 @@ def launch(specs, kind: str, resources: dict, results_root, force: bool = False,
     if kind not in EXECUTORS:
         raise ConfigError(f"--executor: unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
     check_batches(specs, resources)
+    preflight(specs, kind, resources)
     if kind == "debug" and world_size(resources) > 1:
         raise ConfigError("resources.tasks_per_node: the debug executor runs in-process, one rank only")
     todo = select(specs, force)

@@ -6,6 +6,7 @@ keeps the earlier record); read by reports (the stability and Appendix E section
 import datetime
 import os
 import platform
+import sys
 from pathlib import Path
 
 from roadmap import files
@@ -21,10 +22,14 @@ def write_experiment_record(folder: Path, name: str, preset, executor: str, star
     def stamp(seconds):
         return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
-    files.write_json(folder / "experiment.json", dict(
+    record = dict(
         experiment=name, preset=preset, executor=executor, started=stamp(started), finished=stamp(finished),
         wall_seconds=round(finished - started, 1), runs=runs, trained=trained, max_parallel=max_parallel,
-        git_commit=git_commit or current_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores"))
+        git_commit=git_commit or current_commit(), machine=f"{platform.machine()}, {os.cpu_count()} cores")
+    try:
+        files.write_json(folder / "experiment.json", record)
+    except files.WriteError as error:  # the runs are written and summarized already: a warning, not a traceback
+        print(f"warning: experiment.json not written: {error}", file=sys.stderr)
 
 
 def read_experiment_record(folder: Path):

@@ -3,6 +3,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import stat
 
 import pytest
@@ -83,7 +84,75 @@ def test_full_disk_is_one_readable_line(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 12345, 12345))
     with pytest.raises(files.WriteError) as caught:
         files.write_json(tmp_path / "summary.json", dict(x=1))
-    assert str(caught.value) == f"no space left on device (writing {tmp_path / 'summary.json'})"
+    assert str(caught.value) == f"no space left on device (writing {tmp_path / 'summary.json'}; 12.3 kB free)"
     assert os.listdir(tmp_path) == []  # no temp file left behind
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_both_checkpoints(tmp_path, monkeypatch):
+    files.save_checkpoint(tmp_path, dict(tick=1))
+    files.save_checkpoint(tmp_path, dict(tick=2))
+
+    class Full:
+        """A file object whose writes fail as a full disk does (torch.save hides the errno in its own error)."""
+
+        def __init__(self, stream):
+            self.stream = stream
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, stream: real_save(obj, Full(stream)))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 512, 512))
+    with pytest.raises(files.WriteError) as caught:
+        files.save_checkpoint(tmp_path, dict(tick=3, weights=torch.zeros(1000)))
+    assert str(caught.value) == f"no space left on device (writing {tmp_path / files.CHECKPOINT}; 512 B free)"
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == [files.PREVIOUS_CHECKPOINT, files.CHECKPOINT]  # no temp file left
+    assert files.load_checkpoint(tmp_path) == dict(tick=2)
+    assert torch.load(tmp_path / files.PREVIOUS_CHECKPOINT) == dict(tick=1)
+
+
+def test_a_kill_between_the_renames_resumes_from_the_previous_checkpoint(tmp_path, recwarn):
+    files.save_checkpoint(tmp_path, dict(tick=1))
+    files.save_checkpoint(tmp_path, dict(tick=2))
+    os.replace(tmp_path / files.CHECKPOINT, tmp_path / files.PREVIOUS_CHECKPOINT)  # what the first rename leaves
+    assert files.load_checkpoint(tmp_path) == dict(tick=2)
+    assert not recwarn.list
+
+
+def test_leftover_temp_files_are_removed(tmp_path):
+    (tmp_path / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (tmp_path / ".metrics.jsonl.x.tmp").write_bytes(b"")
+    files.write_text(tmp_path / "config.yaml", "seed: 0\n")
+    assert files.remove_leftovers(tmp_path) == [".checkpoint.pt.abc123.tmp", ".metrics.jsonl.x.tmp"]
+    assert os.listdir(tmp_path) == ["config.yaml"]
+
+
+def _other_lr(state):
+    return "lr: stored 0.002, now 0.001" if state["lr"] != 0.001 else None
+
+
+def test_a_refused_latest_falls_back_and_says_why_in_one_line(tmp_path):
+    files.save_checkpoint(tmp_path, dict(tick=1, lr=0.001))
+    files.save_checkpoint(tmp_path, dict(tick=2, lr=0.002))
+    with pytest.warns(UserWarning) as caught:
+        assert files.load_checkpoint(tmp_path, refuse=_other_lr) == dict(tick=1, lr=0.001)
+    [warning] = caught
+    assert str(warning.message) == (f"{tmp_path / files.CHECKPOINT} is from a run with other settings "
+                                    "(lr: stored 0.002, now 0.001); falling back to the previous checkpoint")
+
+
+def test_no_checkpoint_of_this_run_stops_and_touches_nothing(tmp_path):
+    files.save_checkpoint(tmp_path, dict(tick=1, lr=0.002))
+    (tmp_path / files.PREVIOUS_CHECKPOINT).write_bytes(b"torn")
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    with pytest.raises(files.CheckpointRefused) as caught:
+        files.load_checkpoint(tmp_path, refuse=_other_lr)
+    assert str(caught.value) == (f"{tmp_path}: checkpoint.pt is from a run with other settings (lr: stored 0.002, now 0.001); "
+                                 "checkpoint-previous.pt is unreadable (UnpicklingError); no checkpoint of this run to resume "
+                                 "from (move it away, or --force to re-run from scratch)")
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
