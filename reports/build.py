@@ -6,6 +6,7 @@ never raises: an empty results folder, a corrupt summary.json or an absent figur
 becomes a sentence in the report.
 """
 import base64
+import dataclasses
 import datetime
 import html
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 
 from reports import figures, negative, stability
 from reports.catalog import all_tables, unclaimed_table
-from reports.collect import Results, collect, experiment_wall_times
+from reports.collect import REFERENCE, Results, collect, experiment_wall_times
 from reports.scoreboard import scoreboard, summary_counts
 from reports.staleness import mark_stale, stale_tables
 from reports.tables import (
@@ -166,14 +167,35 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     if not results_dir.is_dir():
         raise ConfigError(f"RESULTS_DIR: {results_dir} is not a folder")
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
-    results = collect(results_dir)
+    # The user's runs and, when RESULTS_DIR holds `reference/` (the committed evidence), the reference runs
+    # apart: each table of yours is followed by the reference's table of the same name (yours / reference / paper).
+    reference_dir = results_dir / REFERENCE if (results_dir / REFERENCE).is_dir() else None
+    results = collect(results_dir, exclude=(REFERENCE,) if reference_dir else ())
     results.runs = mark_stale(results.runs)
     tables = all_tables(results)
-    board = scoreboard(results.runs, results.dirac, set(results.runs.loc[results.runs["stale"].notna(), "run_dir"])
-                       if len(results.runs) else set())
-    stale = stale_tables(tables + [board])
-    stale_feeds = set(results.runs.loc[results.runs["stale"].notna(), "feeds"].astype(str)) if len(results.runs) else set()
+    reference_tables = []
+    if reference_dir is not None:
+        reference = collect(reference_dir)
+        reference.runs = mark_stale(reference.runs)
+        reference_tables = [dataclasses.replace(table, name=f"reference-{table.name}",
+                                                caption=f"{table.caption} - reference runs (results/{REFERENCE})")
+                            for table in all_tables(reference)]
+        if not len(results.runs):  # nothing of yours yet: the scoreboard judges the reference evidence
+            results.dirac = reference.dirac
+            board_runs = reference.runs
+        else:
+            board_runs = results.runs
+    else:
+        board_runs = results.runs
+    board = scoreboard(board_runs, results.dirac, set(board_runs.loc[board_runs["stale"].notna(), "run_dir"])
+                       if len(board_runs) else set())
+    stale = stale_tables(tables + reference_tables + [board])
+    stale_feeds = set(board_runs.loc[board_runs["stale"].notna(), "feeds"].astype(str)) if len(board_runs) else set()
     stale += [table.name for table in tables if table.name in stale_feeds and table.name not in stale]  # tables without run cells
+    for table in reference_tables:
+        files.write_text(out_dir / "tables" / f"{table.name}.md", render_markdown(table))
+        files.write_text(out_dir / "tables" / f"{table.name}.tex", render_latex(table))
+    references = {table.name[len("reference-"):]: table for table in reference_tables}
     if stale_out is not None:
         stale_out.extend(stale)
     files.write_text(out_dir / "tables" / "scoreboard.md", render_markdown(board))
@@ -210,13 +232,23 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
                "experiment file declares no `feeds:` that a table knows, so they appear in no table or verdict.", "",
                render_markdown(unclaimed)]
     md += ["## Tables", ""]
-    if not tables:
+    if not tables and not references:
         md += ["No table has data yet.", ""]
-    for table in tables:
-        if _own_section(table):
-            continue
-        md += [f"### Table `{table.name}`", "", f"[Markdown](tables/{table.name}.md) · [LaTeX](tables/{table.name}.tex)", "",
-               render_markdown(table)]
+    elif reference_dir is not None:
+        md += [f"Each table of your runs is followed by the same table of the reference runs (`{reference_dir}`, the "
+               "committed evidence); both carry the paper's numbers.", ""]
+    shown = [table for table in tables if not _own_section(table)]
+    shown += [table for name, table in references.items() if name not in {t.name for t in tables} and not _own_section(
+        dataclasses.replace(table, name=name))]
+    for table in shown:
+        name = table.name[len("reference-"):] if table.name.startswith("reference-") else table.name
+        md += [f"### Table `{name}`", "", f"[Markdown](tables/{table.name}.md) · [LaTeX](tables/{table.name}.tex)", ""]
+        if table.name.startswith("reference-"):
+            md += ["No runs of yours for this table yet.", ""]
+        else:
+            md += [render_markdown(table)]
+        if name in references:
+            md += [render_markdown(references[name])]
     md += ["## Figures", ""]
     if not made:
         md += ["No figure has data yet.", ""]
@@ -237,8 +269,10 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     if results.problems:
         body.append("<h2>Problems</h2><ul>" + "".join(
             f"<li><code>{html.escape(path)}</code>: {html.escape(reason)}</li>" for path, reason in results.problems) + "</ul>")
-    body.append("<h2>Tables</h2>" + ("" if tables else "<p>No table has data yet.</p>"))
-    body += [render_html(table) for table in tables if not _own_section(table)]
+    body.append("<h2>Tables</h2>" + ("" if shown else "<p>No table has data yet.</p>"))
+    for table in shown:
+        name = table.name[len("reference-"):] if table.name.startswith("reference-") else table.name
+        body += [render_html(table)] + ([render_html(references[name])] if name in references and table.name != f"reference-{name}" else [])
     body.append("<h2>Figures</h2>" + ("" if made else "<p>No figure has data yet.</p>"))
     for name, title in made:
         data = base64.b64encode((out_dir / "figures" / f"{name}.png").read_bytes()).decode()

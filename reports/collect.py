@@ -147,9 +147,9 @@ def _checked_ticks(ticks: list, name: str, problems: list) -> list:
     return kept
 
 
-def _read_analyses(root: Path, problems: list) -> tuple:
+def _read_analyses(root: Path, problems: list, exclude=()) -> tuple:
     dirac, real = [], {}
-    for path in sorted(root.rglob("dirac.json")):
+    for path in sorted(p for p in root.rglob("dirac.json") if _outside(p, root, exclude)):
         experiment = _relative(path.parent.parent, root) if path.parent != root else "."
         try:
             content = files.read_json(path)
@@ -159,7 +159,7 @@ def _read_analyses(root: Path, problems: list) -> tuple:
                 dirac.append(dict(entry, experiment=experiment))
         except Exception as error:
             problems.append((_relative(path, root), f"unreadable ({type(error).__name__}: {error})"))
-    for path in sorted(root.rglob("real/eval.json")):
+    for path in sorted(p for p in root.rglob("real/eval.json") if _outside(p, root, exclude)):
         try:
             content = files.read_json(path)
             if not isinstance(content, dict):
@@ -170,16 +170,23 @@ def _read_analyses(root: Path, problems: list) -> tuple:
     return dirac, real
 
 
-def collect(results_dir) -> Results:
-    """Read every run folder and analysis under `results_dir` (which must exist)."""
+REFERENCE = "reference"  # results/reference: the committed evidence, kept apart from the user's runs (issue 24)
+
+
+def _outside(path: Path, root: Path, excluded) -> bool:
+    return not excluded or path.relative_to(root).parts[0] not in excluded
+
+
+def collect(results_dir, exclude=()) -> Results:
+    """Read every run folder and analysis under `results_dir` (which must exist), except under its top-level `exclude` folders."""
     root = Path(results_dir)
     problems, rows, ticks = [], [], []
-    for config_path in sorted(root.rglob("config.yaml")):
+    for config_path in sorted(p for p in root.rglob("config.yaml") if _outside(p, root, exclude)):
         row, run_ticks = _read_run(config_path.parent, root, problems)
         if row is not None:
             rows.append(row)
             ticks.extend(run_ticks)
-    dirac, real = _read_analyses(root, problems)
+    dirac, real = _read_analyses(root, problems, exclude)
     runs = pd.DataFrame(rows, columns=None if rows else ["run_dir", "experiment", "run", "status"])
     for column in ("seed", "loss", "penalties", "lazy_interval", "model", "dataset", "reason", "kimg", "wall_seconds",
                    "device", "git_commit", "config_hash", "diverged_kimg"):
