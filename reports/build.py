@@ -105,8 +105,14 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
     mnist = _by_experiment(runs, kind_mask(runs, "stackedmnist") if len(runs) else [])
     for experiment, part in mnist:
         entries = []
-        for keys, group in part.groupby(["model", "loss", "penalties", "lazy_interval"], dropna=False, sort=True):
-            label = f"{keys[0]}: " + _loss_label(dict(zip(["model", "loss", "penalties", "lazy_interval"], keys)))
+        # Settings that vary within the experiment (an Appendix E variant: activation, normalization, precision,
+        # beta2) get their own panel, named in the label: one variant's samples never stand for another's.
+        varying = [c for c in ("model_args.activation", "model_args.normalization", "model_args.precision", "beta2", "kimg")
+                   if c in part and part[c].astype(str).nunique() > 1]
+        columns = ["model", "loss", "penalties", "lazy_interval"] + varying
+        for keys, group in part.groupby(columns, dropna=False, sort=True):
+            values = dict(zip(columns, keys))
+            label = f"{keys[0]}: " + _loss_label(values) + "".join(f", {c.split('.')[-1]} {values[c]}" for c in varying)
             entries.append((experiment, label, _first_samples(group)))
         if any(path for _, _, path in entries):
             save(figures.plot_image_grid(entries, title=f"Stacked MNIST samples ({experiment})"),

@@ -189,7 +189,7 @@ def collect(results_dir, exclude=()) -> Results:
     dirac, real = _read_analyses(root, problems, exclude)
     runs = pd.DataFrame(rows, columns=None if rows else ["run_dir", "experiment", "run", "status"])
     for column in ("seed", "loss", "penalties", "lazy_interval", "model", "dataset", "reason", "kimg", "wall_seconds",
-                   "device", "git_commit", "config_hash", "diverged_kimg"):
+                   "device", "git_commit", "config_hash", "diverged_kimg", "feeds", "fingerprint"):
         if column not in runs:
             runs[column] = None
     tick_frame = pd.DataFrame(ticks, columns=None if ticks else ["run_dir", "experiment", "run", "tick", "kimg"])

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from reports.stats import mean_ci  # noqa: E402
 from roadmap.files import write_bytes  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind")
@@ -39,7 +40,8 @@ def save_figure(fig, out_dir, name: str) -> list:
     """Write `name`.png and `name`.pdf into out_dir atomically; close the figure; return the paths."""
     paths = []
     with matplotlib.rc_context(STYLE):
-        fig.tight_layout()
+        if not fig.get_constrained_layout():  # a figure laid out by constrained layout (colour bars) keeps it
+            fig.tight_layout()
         for suffix in ("png", "pdf"):
             buffer = io.BytesIO()
             # No creation date in the PDF: a rebuilt report is byte-identical when nothing changed.
@@ -103,8 +105,17 @@ def _mark_diverged(ax, ticks: pd.DataFrame, groups: list, column: str, colors: d
     return any_diverged
 
 
+def t_band(values) -> tuple:
+    """(low, high) of the 95% Student-t interval of the mean over seeds, the tables' interval (reports/stats.py
+    mean_ci); a single seed has no band. seaborn calls it per x value with that x's values over seeds."""
+    mean, half_width, _ = mean_ci(list(values))
+    if mean is None or half_width is None:
+        return (mean, mean)
+    return (mean - half_width, mean + half_width)
+
+
 def _curves(ax, data: pd.DataFrame, groups: list, quantity_styles: dict = None):
-    """Mean over seeds with a 95% confidence band (seaborn), one colour per variant; R1-only variants dashed
+    """Mean over seeds with the tables' 95% t-interval band (t_band), one colour per variant; R1-only variants dashed
     (or, with quantity_styles, a line style per quantity)."""
     names = [_group_label(label, runs) for label, runs in groups]
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
@@ -117,7 +128,7 @@ def _curves(ax, data: pd.DataFrame, groups: list, quantity_styles: dict = None):
     if len(data):
         with matplotlib.rc_context(STYLE):
             sns.lineplot(data=data, x="kimg", y="value", hue="variant", style=style, dashes=dashes, palette=colors,
-                         estimator="mean", errorbar=("ci", 95), n_boot=500, seed=0, ax=ax, lw=1.2)
+                         estimator="mean", errorbar=t_band, ax=ax, lw=1.2)
     return colors
 
 
@@ -189,9 +200,11 @@ def plot_dirac_portraits(gamma: float, steps: int = 800):
     """Phase portraits (no penalty vs penalties, GAN and RpGAN) via toy2d.dirac.plot_phase_portrait; (fig, axes)."""
     from toy2d.dirac import plot_phase_portrait
 
-    fig, axes = _figure(1, 4, figsize=(13, 3.4))
+    fig, axes = _figure(1, 4, figsize=(13, 3.6))
     for ax, (loss, penalty) in zip(axes, [("gan", "none"), ("gan", "r1"), ("rpgan", "none"), ("rpgan", "r1+r2")]):
         # gamma = 0 makes the penalized panels identical to the unpenalized ones; show them at gamma 1 then.
-        plot_phase_portrait(gamma if penalty == "none" or gamma > 0 else 1.0, loss, penalty, ax=ax, steps=steps)
+        plot_phase_portrait(gamma if penalty == "none" or gamma > 0 else 1.0, loss, penalty, ax=ax, steps=steps, minimax=True)
+    fig.suptitle("Gradient flow of the minimax game (G ascends D's loss), as in the paper's Appendix B: without a penalty "
+                 "it circles forever; with R1/R2 it converges", fontsize=8)
     return fig, axes
 

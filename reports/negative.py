@@ -32,7 +32,7 @@ from reports.collect import experiment_wall_times, metric_values
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 from reports.stats import mean_ci
 from reports.registry import register_table
-from reports.tables import CI_NOTE, DIVERGED, Metric, Row, TableSpec, build_table
+from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
 
 KL_MARGIN = 0.25  # nats: a KL this much above the other arm's highest KL counts as a failed seed
 WORSE_FRACTION = 2 / 3  # at least this share of an arm's finished seeds must fail
@@ -259,7 +259,7 @@ def section_table(results, section: Section):
         notes += (section.scale_note,)
     spec = TableSpec(name=f"negative-{section.name}", caption=f"{section.title} (Appendix E negative result)",
                      row_header="Data, network, variant", rows=rows,
-                     metrics=[Metric("modes", "Modes", 1), Metric("kl", "KL", 3), Metric(DIVERGED, "Diverged/total")],
+                     metrics=[Metric("modes", "Modes", 1), Metric("kl", "KL", 3), *RECOGNISABLE, Metric(DIVERGED, "Diverged/total")],
                      extra_columns=extra_columns, notes=notes)
     return build_table(part, spec)
 
@@ -317,7 +317,14 @@ def variant_groups(runs: pd.DataFrame, section: Section) -> list:
     variants = _variants(part, section)
     order = [section.baseline] + [c.variant for c in section.checks]
     present = [v for v in order if v in set(variants)] + sorted(set(variants) - set(order))
-    return [(section.labels.get(v, v), part[variants == v]) for v in present]
+    groups = [(section.labels.get(v, v), part[variants == v]) for v in present]
+    # One curve per data set x network too: runs of different networks (toy MLP, small ResNet, Config E)
+    # and durations are never averaged into one curve.
+    settings = part[list(GROUP_COLUMNS)].astype(str).agg(", ".join, axis=1) if len(part) else pd.Series(dtype=str)
+    if settings.nunique() > 1:
+        groups = [(f"{label}, {setting}", runs[settings[runs.index] == setting]) for label, runs in groups
+                  for setting in sorted(settings[runs.index].unique())]
+    return groups
 
 
 def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision events per step"):

@@ -208,7 +208,7 @@ def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value
     panels = sorted({(r["dataset"], r["model"], r["loss"], r["penalties"], r["lazy_interval"]) for _, r in cells.iterrows()})
     columns = min(4, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
-    fig, axes = _figure(rows, columns, figsize=(3.0 * columns, 2.6 * rows), squeeze=False)
+    fig, axes = _figure(rows, columns, figsize=(3.0 * columns + 0.8, 2.6 * rows), squeeze=False, layout="constrained")
     for ax, (dataset, model, loss, penalties, lazy) in zip(axes.flat, panels):
         part = cells[(cells["dataset"] == dataset) & (cells["model"] == model) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
                      & (cells["lazy_interval"] == lazy)]
@@ -225,5 +225,12 @@ def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value
         ax.tick_params(axis="y", labelrotation=0)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    # One colour bar for every panel (they share the scale).
+    from matplotlib import cm, colors
+
+    norm = colors.Normalize(0, 1) if value == "rate" else colors.Normalize(0, 7)
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=sns.color_palette("rocket_r", as_cmap=True)), ax=list(axes.flat),
+                       shrink=0.6, pad=0.01, aspect=30)
+    bar.set_label("divergence rate over seeds" if value == "rate" else "log10 median peak G loss", fontsize=8)
     fig.suptitle(title, fontsize=9)
     return fig, axes

@@ -83,6 +83,7 @@ def evaluate_command(args) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['source']}: {result['modes']} modes of 1000 (>= {MIN_MODE_COUNT} samples: {result['modes_min_count']}), "
-              f"KL {result['kl']:.4f} nats, n = {result['n']}, classifier test accuracy "
+              f"KL {result['kl']:.4f} nats; recognisable (quality gate): {result['recognisable_modes']} modes, fraction "
+              f"{result['recognisable_fraction']:.3f}; n = {result['n']}, classifier test accuracy "
               f"{result['classifier_accuracy']:.4f}, {result['seconds']} s")
     return 0

@@ -17,10 +17,14 @@ from roadmap.losses import discriminator_loss, generator_loss, get_objective, gr
 PENALTY_SETS = {"none": (), "r1": ("r1",), "r2": ("r2",), "r1+r2": ("r1", "r2")}
 
 
-def vector_field(objective: str, penalties, gamma: float, theta: torch.Tensor, psi: torch.Tensor):
+def vector_field(objective: str, penalties, gamma: float, theta: torch.Tensor, psi: torch.Tensor, minimax: bool = False):
     """(dtheta/dt, dpsi/dt) of simultaneous gradient descent on L_G (theta) and L_D (psi).
 
     theta, psi: 0-d float64 tensors. The result stays differentiable in both (create_graph).
+    minimax: G ascends D's adversarial loss (L_G = -L_D without penalties; the paper's Appendix B
+    game, whose unregularized flow conserves theta^2 + psi^2) instead of the objective's own G loss
+    (non-saturating for GAN, whose unregularized flow spirals inward away from the equilibrium's
+    neighbourhood). Both have the same Jacobian at (0, 0).
     """
     real = torch.zeros(1, 1, dtype=theta.dtype, requires_grad=True)  # one sample [N=1, dim=1]: x = 0
     fake = theta.reshape(1, 1)  # G's only sample; still a function of theta
@@ -30,7 +34,8 @@ def vector_field(objective: str, penalties, gamma: float, theta: torch.Tensor, p
         loss_D = loss_D + gamma / 2 * gradient_penalty(real_logits, real).sum()
     if "r2" in penalties:
         loss_D = loss_D + gamma / 2 * gradient_penalty(fake_logits, fake).sum()
-    loss_G = generator_loss(objective, real_logits, fake_logits).sum()
+    loss_G = (-discriminator_loss(objective, real_logits, fake_logits).sum() if minimax else
+              generator_loss(objective, real_logits, fake_logits).sum())
     (d_psi,) = torch.autograd.grad(loss_D, psi, create_graph=True)
     (d_theta,) = torch.autograd.grad(loss_G, theta, create_graph=True)
     return -d_theta, -d_psi
@@ -71,13 +76,14 @@ def analyse(gamma: float) -> dict:
     return dict(gamma=gamma, results=results)
 
 
-def trajectory(objective: str, penalties, gamma: float, start, steps: int = 2000, step_size: float = 0.01) -> np.ndarray:
+def trajectory(objective: str, penalties, gamma: float, start, steps: int = 2000, step_size: float = 0.01,
+               minimax: bool = False) -> np.ndarray:
     """Gradient-flow trajectory [steps + 1, 2] of (theta, psi) from `start`, by RK4 on the field."""
 
     def field(point):
         theta = torch.tensor(point[0], dtype=torch.float64, requires_grad=True)
         psi = torch.tensor(point[1], dtype=torch.float64, requires_grad=True)
-        return np.array([v.item() for v in vector_field(objective, penalties, gamma, theta, psi)])
+        return np.array([v.item() for v in vector_field(objective, penalties, gamma, theta, psi, minimax)])
 
     points = [np.asarray(start, dtype=np.float64)]
     for _ in range(steps):
@@ -90,8 +96,10 @@ def trajectory(objective: str, penalties, gamma: float, start, steps: int = 2000
     return np.stack(points)
 
 
-def plot_phase_portrait(gamma: float, loss: str = "rpgan", penalty: str = "none", ax=None, steps: int = 1500):
+def plot_phase_portrait(gamma: float, loss: str = "rpgan", penalty: str = "none", ax=None, steps: int = 1500,
+                        minimax: bool = False):
     """Vector field and one trajectory from (1, 1) in the (theta, psi) plane; returns (fig, ax).
+    minimax: the paper's game (see vector_field); otherwise the objective's own (non-saturating) G loss.
 
     Without a penalty the trajectory circles the equilibrium forever (theta^2 + psi^2 conserved
     up to integration error); with R1 or R2 and gamma > 0 it spirals into (0, 0).
@@ -110,12 +118,12 @@ def plot_phase_portrait(gamma: float, loss: str = "rpgan", penalty: str = "none"
         for j, theta_value in enumerate(grid):
             theta = torch.tensor(theta_value, dtype=torch.float64, requires_grad=True)
             psi = torch.tensor(psi_value, dtype=torch.float64, requires_grad=True)
-            u[i, j], v[i, j] = (c.item() for c in vector_field(loss, penalties, gamma, theta, psi))
+            u[i, j], v[i, j] = (c.item() for c in vector_field(loss, penalties, gamma, theta, psi, minimax))
     ax.quiver(grid, grid, u, v, color="0.6", angles="xy")
-    path = trajectory(loss, penalties, gamma if penalties else 0.0, (1.0, 1.0), steps=steps, step_size=0.02)
+    path = trajectory(loss, penalties, gamma if penalties else 0.0, (1.0, 1.0), steps=steps, step_size=0.02, minimax=minimax)
     ax.plot(path[:, 0], path[:, 1], color="tab:red", lw=1.2)
     ax.plot([1.0], [1.0], "o", color="tab:red", ms=4)
     ax.plot([0.0], [0.0], "k*", ms=7)
     ax.set(xlabel=r"$\theta$", ylabel=r"$\psi$", xlim=(-2, 2), ylim=(-2, 2), aspect="equal",
-           title=f"{loss}, {penalty}" + (f", $\\gamma$={gamma:g}" if penalties else ""))
+           title=f"{loss}, {penalty}" + (f", $\\gamma$={gamma:g}" if penalties else "") + (" (minimax)" if minimax else " (non-saturating G)"))
     return fig, ax

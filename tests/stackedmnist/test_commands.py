@@ -13,12 +13,14 @@ def test_real_json(mnist_root, capsys):
     # 2000 uniform draws over 1000 modes cover 1000 (1 - e^-2) = 865 modes on average.
     assert 830 <= result["modes"] <= 900
     assert 0.2 < result["kl"] < 0.5 and result["classifier_accuracy"] >= 0.99
+    # Real digits pass the quality gate (each of its 3 tests rejects 0.5% of real channels): fraction ~0.95.
+    assert 0.9 < result["recognisable_fraction"] < 0.99 and result["modes"] - 40 <= result["recognisable_modes"] <= result["modes"]
 
 
 def test_real_plain_text_is_one_line(mnist_root, capsys):
     assert main(["eval-stackedmnist", "--real", "--n", "500", "--data-root", str(mnist_root)]) == 0
     out = capsys.readouterr().out.strip()
-    assert out.startswith("real: ") and "modes of 1000" in out and "\n" not in out
+    assert out.startswith("real: ") and "modes of 1000" in out and "recognisable (quality gate)" in out and "\n" not in out
 
 
 def test_run_json_matches_the_trainers_own_evaluation(mnist_root, tmp_path, capsys):
