@@ -406,3 +406,13 @@ def import_snapshot(pkl, out_dir, preset=None) -> dict:
                    git_commit=None, config_hash=None, torch=torch.__version__, feeds=None, source_sha256=digest)
     files.write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def run_import(args) -> int:
+    """`r3bench import-official PKL --out RUN_DIR [--preset P]`."""
+    summary = import_snapshot(args.pkl, args.out, args.preset)
+    provenance = __import__("roadmap.files", fromlist=["read_json"]).read_json(Path(args.out) / "official.json")
+    args_text = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in provenance["model_args"].items())
+    print(f"import-official: {args.pkl} -> {args.out}: Config E ({args_text}), kimg {summary['kimg']:g}, sha256 "
+          f"{summary['source_sha256'][:12]}")
+    return 0

@@ -1,0 +1,141 @@
+"""`r3bench generate` and `r3bench metric`: images per seed from a run's EMA generator, and its precision/recall and KID (paper Section 4).
+
+`generate` works like the official `gen_images.py`: one latent per seed, z = N(0, I) drawn from a
+generator seeded with the seed alone, so an image depends only on its seed (and class), never on
+which other seeds were asked for; each seed runs through the network on its own for the same reason.
+It works on our runs and on imported official checkpoints (roadmap/official.py), whose folders
+have the same config.yaml and checkpoint.pt.
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from roadmap.errors import ConfigError, check_int
+
+MAX_SEEDS = 100_000
+SEED_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def parse_seeds(text: str) -> list:
+    """'0-63' or '1,5,10-12' -> [0, ..., 63] or [1, 5, 10, 11, 12] (ConfigError naming --seeds)."""
+    seeds = []
+    for part in str(text).split(","):
+        match = SEED_RANGE.match(part.strip())
+        if not match:
+            raise ConfigError(f"--seeds: expected a list such as 0-63 or 1,5,10-12, got {text!r}")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low:
+            raise ConfigError(f"--seeds: range {part.strip()!r} runs backwards")
+        if len(seeds) + high - low + 1 > MAX_SEEDS:
+            raise ConfigError(f"--seeds: more than {MAX_SEEDS} seeds")
+        seeds.extend(range(low, high + 1))
+    return seeds
+
+
+def load_run(run_dir, device="cpu"):
+    """(config, ModelPair with the EMA weights in G, eval mode) of a run folder (ours or an imported one)."""
+    import yaml
+
+    from roadmap import files
+    from roadmap.registry import create_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} has no config.yaml (not a run folder)")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    checkpoint = files.load_checkpoint(run_dir)
+    if checkpoint is None or "generator_ema" not in checkpoint:
+        raise ConfigError(f"RUN_DIR: {str(run_dir)!r} has no readable checkpoint.pt")
+    pair = create_model(config["model"], **(config.get("model_args") or {}))
+    pair.generator.load_state_dict(checkpoint["generator_ema"])
+    pair.discriminator.load_state_dict(checkpoint["discriminator"])
+    pair.generator.to(device).eval().requires_grad_(False)
+    return config, pair
+
+
+def num_classes(pair) -> int:
+    """Class count of a generator (0: unconditional); every conditional G here has `num_classes`."""
+    return int(getattr(pair.generator, "num_classes", 0) or 0)
+
+
+def seed_images(pair, seeds, class_index=None, device="cpu") -> torch.Tensor:
+    """Images [len(seeds), C, H, W] in the generator's range, one forward pass per seed."""
+    classes = num_classes(pair)
+    if classes and class_index is None:
+        raise ConfigError(f"--class: the run is class-conditional ({classes} classes); give --class C in [0, {classes - 1}]")
+    if not classes and class_index is not None:
+        raise ConfigError("--class: the run is unconditional; leave --class out")
+    if classes:
+        check_int("--class", class_index, 0, classes - 1)
+    images = []
+    with torch.no_grad():
+        for seed in seeds:
+            z = torch.randn(1, pair.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+            labels = torch.tensor([class_index], device=device) if classes else None
+            images.append(pair.generator(z, labels).float().cpu())
+    return torch.cat(images)
+
+
+def run_generate(args) -> int:
+    from PIL import Image
+
+    from roadmap import files
+    from roadmap.fid import to_uint8
+    from roadmap.images import save_image_grid
+
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {str(out)!r} is a file; give a folder")
+    _, pair = load_run(args.run_dir, args.device)
+    images = seed_images(pair, seeds, args.class_index, args.device)
+    files.make_dirs(out)
+    suffix = f"-class{args.class_index}" if args.class_index is not None else ""
+    if args.images in ("both", "png"):
+        for seed, array in zip(seeds, to_uint8(images)):
+            path = out / f"seed{seed:04d}{suffix}.png"
+            Image.fromarray(array).save(path.with_suffix(".tmp.png"))
+            path.with_suffix(".tmp.png").replace(path)
+    if args.images in ("both", "grid"):
+        save_image_grid(images, out / f"grid{suffix}.png")
+    print(f"generate: {len(seeds)} image(s) from {args.run_dir} (EMA generator) -> {out}")
+    return 0
+
+
+def run_metric(args) -> int:
+    """`r3bench metric --run RUN --metric pr50k3|kid50k`: writes RUN/<metric>[_<features>].json."""
+    from roadmap import files
+    from roadmap.fid import real_samples
+    from roadmap.recall import (FeaturesUnavailable, feature_extractor, image_features, kernel_inception_distance,
+                                precision_recall)
+    from roadmap.registry import create_dataset
+    from roadmap.trainer import generate
+
+    if args.n is not None:
+        check_int("--n", args.n, 4)
+    n = args.n if args.n is not None else 50_000
+    config, pair = load_run(args.run, args.device)
+    data = create_dataset(config["dataset"], **(config.get("dataset_args") or {}))
+    if len(getattr(data, "shape", ())) != 3:
+        raise ConfigError(f"--run: {args.metric} needs an image data set; the run trained on {config['dataset']!r}")
+    kind = "pr" if args.metric == "pr50k3" else "kid"
+    try:
+        extractor, resize = feature_extractor(kind, args.features, args.device)
+    except FeaturesUnavailable as error:
+        print(f"r3bench metric: {error}", file=sys.stderr)
+        return 1
+    fake = generate(pair.generator, pair.latent_dim, data.num_classes, n, args.device)
+    real_features = image_features(real_samples(data, n), extractor, resize, args.device)
+    fake_features = image_features(fake, extractor, resize, args.device)
+    if kind == "pr":
+        result = precision_recall(real_features, fake_features)
+    else:
+        result = dict(kid=kernel_inception_distance(real_features, fake_features))
+    result.update(n=n, features=args.features or ("vgg16" if kind == "pr" else "inception"))
+    name = args.metric + (f"_{args.features}" if args.features else "")
+    files.write_json(Path(args.run) / f"{name}.json", result)
+    print(json.dumps(result))
+    return 0
