@@ -35,6 +35,7 @@ TORCH_MODULE_PREFIX = "torch.nn.modules."  # ModuleList, Conv2d, Linear, LeakyRe
 PERSISTENT_RECONSTRUCT = ("torch_utils.persistence", "_reconstruct_persistent_obj")
 DTYPES = {name: getattr(torch, name) for name in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool")}
 ORIGIN = "official checkpoint"  # summary.json `origin` of an imported run; reports list these in their own rows
+FEEDS = "official-checkpoints"  # config.yaml `feeds` of an imported run: reports/official.py claims these runs
 # Dataset registered in r3bench for each preset a published checkpoint was trained on; the others
 # (FFHQ, ImageNet) are image folders whose path the user gives.
 PRESET_DATASETS = {"stackedmnist": "stackedmnist", "cifar10": "cifar10"}
@@ -381,7 +382,7 @@ def import_snapshot(pkl, out_dir, preset=None) -> dict:
     cur_nimg = snapshot.get("cur_nimg")
     cur_nimg = int(cur_nimg) if isinstance(cur_nimg, int) and not isinstance(cur_nimg, bool) and cur_nimg >= 0 else 0
     config = resolve(dict(model="E", model_args=model_args, dataset=dataset, dataset_args=dataset_args,
-                          preset=model_args["preset"]))
+                          preset=model_args["preset"], feeds=FEEDS))
     resolved = dict(to_dict(config), loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)
     # Every tensor must load into our networks strictly (names and shapes), before anything is written.
     pair = create_model("E", **model_args)
@@ -403,7 +404,7 @@ def import_snapshot(pkl, out_dir, preset=None) -> dict:
     files.write_json(out_dir / "official.json", provenance)
     summary = dict(status="completed", origin=ORIGIN, reason=None, kimg=cur_nimg / 1000, diverged_kimg=None, metrics={},
                    wall_seconds=None, device="cpu", experiment=out_dir.parent.name, run=out_dir.name,
-                   git_commit=None, config_hash=None, torch=torch.__version__, feeds=None, source_sha256=digest)
+                   git_commit=None, config_hash=None, torch=torch.__version__, feeds=FEEDS, source_sha256=digest)
     files.write_json(out_dir / "summary.json", summary)
     return summary
 
