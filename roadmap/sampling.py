@@ -118,15 +118,15 @@ def run_metric(args) -> int:
         check_int("--n", args.n, 4)
     n = args.n if args.n is not None else 50_000
     config, pair = load_run(args.run, args.device)
-    data = create_dataset(config["dataset"], **(config.get("dataset_args") or {}))
-    if len(getattr(data, "shape", ())) != 3:
-        raise ConfigError(f"--run: {args.metric} needs an image data set; the run trained on {config['dataset']!r}")
     kind = "pr" if args.metric == "pr50k3" else "kid"
-    try:
+    try:  # before the data and the samples: offline, fail at once
         extractor, resize = feature_extractor(kind, args.features, args.device)
     except FeaturesUnavailable as error:
         print(f"r3bench metric: {error}", file=sys.stderr)
         return 1
+    data = create_dataset(config["dataset"], **(config.get("dataset_args") or {}))
+    if len(getattr(data, "shape", ())) != 3:
+        raise ConfigError(f"--run: {args.metric} needs an image data set; the run trained on {config['dataset']!r}")
     fake = generate(pair.generator, pair.latent_dim, data.num_classes, n, args.device)
     real_features = image_features(real_samples(data, n), extractor, resize, args.device)
     fake_features = image_features(fake, extractor, resize, args.device)
