@@ -51,6 +51,8 @@ def register(subparsers) -> None:
     parser.add_argument("pkl", metavar="PKL", help="network-snapshot.pkl written by the official training loop")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder (must not exist or be empty)")
     parser.add_argument("--preset", default=None, help="Table 9 preset (default: inferred from the tensor shapes)")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset_args of the run's data set, e.g. path=/data/ffhq-256x256.zip (repeatable)")
     parser.set_defaults(handler=lambda args: _lazy("roadmap.official", "run_import")(args))
 
     parser = subparsers.add_parser("generate", help="one PNG per seed and a grid from a run's EMA generator (gen_images.py)")

@@ -358,7 +358,7 @@ def _dataset(model_args: dict, snapshot: dict) -> tuple:
     return "imagefolder", ({"path": str(path)} if isinstance(path, str) else {})
 
 
-def import_snapshot(pkl, out_dir, preset=None) -> dict:
+def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     """Write the run folder `out_dir` for official snapshot `pkl`; returns its summary (ConfigError: nothing written)."""
     import yaml
 
@@ -378,7 +378,12 @@ def import_snapshot(pkl, out_dir, preset=None) -> dict:
     snapshot = read_snapshot(pkl)
     converted = convert(snapshot, preset)
     model_args = converted["model_args"]
-    dataset, dataset_args = _dataset(model_args, snapshot)
+    dataset, inferred_args = _dataset(model_args, snapshot)
+    dataset_args = dict(inferred_args, **(dataset_args or {}))
+    from roadmap.errors import check_options
+    from roadmap.registry import dataset_options
+
+    check_options(f"--data key of data set {dataset!r}", dataset_args or {}, dataset_options(dataset))
     cur_nimg = snapshot.get("cur_nimg")
     cur_nimg = int(cur_nimg) if isinstance(cur_nimg, int) and not isinstance(cur_nimg, bool) and cur_nimg >= 0 else 0
     config = resolve(dict(model="E", model_args=model_args, dataset=dataset, dataset_args=dataset_args,
@@ -410,8 +415,16 @@ def import_snapshot(pkl, out_dir, preset=None) -> dict:
 
 
 def run_import(args) -> int:
-    """`r3bench import-official PKL --out RUN_DIR [--preset P]`."""
-    summary = import_snapshot(args.pkl, args.out, args.preset)
+    """`r3bench import-official PKL --out RUN_DIR [--preset P] [--data KEY=VALUE ...]`."""
+    import yaml
+
+    dataset_args = {}
+    for item in args.data:
+        key, _, value = item.partition("=")
+        if not key or not _:
+            raise ConfigError(f"--data: expected KEY=VALUE, got {item!r}")
+        dataset_args[key] = yaml.safe_load(value)
+    summary = import_snapshot(args.pkl, args.out, args.preset, dataset_args)
     provenance = __import__("roadmap.files", fromlist=["read_json"]).read_json(Path(args.out) / "official.json")
     args_text = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in provenance["model_args"].items())
     print(f"import-official: {args.pkl} -> {args.out}: Config E ({args_text}), kimg {summary['kimg']:g}, sha256 "

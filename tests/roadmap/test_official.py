@@ -197,6 +197,7 @@ def test_wrong_tensor_shape_is_refused(tmp_path):
 def test_other_mismatches(tmp_path, capsys):
     err = _refused(capsys, CIFAR, tmp_path / "out", "--preset", "imagenet32")
     assert "no Table 9 preset's Config E" in err  # 10 classes are not ImageNet's 1000
+    assert "did you mean 'root'" in _refused(capsys, CIFAR, tmp_path / "out", "--data", "roott=/data")
     listed = tmp_path / "list.pkl"
     listed.write_bytes(pickle.dumps([1, 2, 3]))
     assert "not an R3GAN network snapshot" in _refused(capsys, listed, tmp_path / "out")
