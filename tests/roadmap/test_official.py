@@ -40,13 +40,15 @@ def _outputs(name):
     return torch.load(FIXTURES / f"{name}.outputs.pt", weights_only=True)
 
 
-def _our_outputs(run_dir, recorded):
-    """Our G_ema(z), G(z), D(x) of an imported run on the recorded inputs."""
+def _our_outputs(run_dir, recorded, plain=False):
+    """Our G_ema(z), G(z), D(x) of an imported run on the recorded inputs (with plain_operators() if `plain`)."""
+    from roadmap.networks.layers import plain_operators
+
     checkpoint = files.load_checkpoint(run_dir)
     pair = create_model("E", **checkpoint["config"]["model_args"])
     labels = recorded["labels"] if pair.generator.num_classes else None
     result = {}
-    with torch.no_grad():
+    with torch.no_grad(), (plain_operators() if plain else contextlib.nullcontext()):
         for role, key, module, inputs in (("G_ema", "generator_ema", pair.generator, recorded["z"]),
                                           ("G", "generator", pair.generator, recorded["z"]),
                                           ("D", "discriminator", pair.discriminator, recorded["x"])):
@@ -74,8 +76,9 @@ def test_imported_networks_reproduce_the_official_outputs(imported, name):
         scale = recorded[role].abs().max().item()
         assert scale > 0.1  # the fixture's outputs are not trivially zero
         assert ours[role].shape == recorded[role].shape
-        # fp32 on both sides; the official resamplers (upfirdn2d reference) and ours sum in another order
-        assert (ours[role] - recorded[role]).abs().max().item() <= 1e-5 * scale, role
+        # fp32 on both sides. Measured on the machine that made the fixture: D equal bitwise, G within
+        # 2.8e-7 of its scale (the official upsampler, upfirdn2d's reference path, sums in another order)
+        assert (ours[role] - recorded[role]).abs().max().item() <= 1e-6 * scale, role
     # G and G_ema differ in the fixture: each role landed on its own network
     assert (recorded["G_ema"] - recorded["G"]).abs().max().item() > 0.1
 
@@ -108,9 +111,10 @@ def test_live_official_code(tmp_path):
     for name in ("cifar10_tiny", "stackedmnist16_tiny"):
         import_snapshot(tmp_path / f"{name}.pkl", tmp_path / f"run-{name}")
         recorded = torch.load(tmp_path / f"{name}.outputs.pt", weights_only=True)
-        ours = _our_outputs(tmp_path / f"run-{name}", recorded)
-        for role in ("G_ema", "G", "D"):
-            assert (ours[role] - recorded[role]).abs().max().item() <= 1e-5 * recorded[role].abs().max().item()
+        ours = _our_outputs(tmp_path / f"run-{name}", recorded, plain=True)
+        assert torch.equal(ours["D"], recorded["D"])  # bitwise: the same operators in the same order
+        for role in ("G_ema", "G"):  # the upsampler differs (official: upfirdn2d's reference path)
+            assert (ours[role] - recorded[role]).abs().max().item() <= 1e-6 * recorded[role].abs().max().item()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,6 +352,9 @@ def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, caps
     for key in ("generator", "discriminator"):
         moved = max((after[key][name] - before[key][name]).abs().max().item() for name in before[key])
         assert 1e-5 < moved <= 2.01e-4, key
+    # generate works on our own runs too: the fine-tuned run's EMA generator
+    assert main(["generate", str(run), "--seeds", "0-1", "--out", str(tmp_path / "ours")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["grid.png", "seed0000.png", "seed0001.png"]
     # A run of another architecture is refused before any job starts
     capsys.readouterr()
     assert main(["run", str(tmp_path / "ft.yaml"), "--out", str(tmp_path / "r2"), "model_args.blocks=2"]) == 2

@@ -1,5 +1,6 @@
 """Precision/recall (k = 3) and KID on feature sets with known answers; VGG16 offline is one line (issue 26)."""
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,9 +79,8 @@ def test_vgg16_offline_is_one_line(tmp_path, monkeypatch):
 
 def test_metric_command_offline_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
     from roadmap.official import import_snapshot
-    from tests.roadmap.test_official import FIXTURES
 
-    import_snapshot(FIXTURES / "cifar10_tiny.pkl", tmp_path / "run")
+    import_snapshot(Path(__file__).resolve().parents[1] / "fixtures" / "official" / "cifar10_tiny.pkl", tmp_path / "run")
     monkeypatch.setenv("R3BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(recall.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
     assert main(["metric", "--run", str(tmp_path / "run"), "--metric", "pr50k3", "--n", "8"]) == 1
