@@ -105,10 +105,24 @@ def run_generate(args) -> int:
     return 0
 
 
+def distinct_real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
+    """Up to n real images [n', 3, H, W] in [-1, 1], each data-set image at most once (fixed seed).
+
+    The official pr50k3/kid50k read the data set's images once each; drawn with replacement, a
+    repeated image would be its own nearest neighbour and shrink the k-NN radii. Data sets without
+    an image index (Stacked MNIST composes its samples) are sampled as for FID.
+    """
+    from roadmap.fid import real_samples
+
+    if not hasattr(data, "uint8"):
+        return real_samples(data, n, seed)
+    index = torch.randperm(data.count, generator=torch.Generator().manual_seed(seed))[:n]
+    return data.uint8(index).float() / 127.5 - 1.0
+
+
 def run_metric(args) -> int:
     """`r3bench metric --run RUN --metric pr50k3|kid50k`: writes RUN/<metric>[_<features>].json."""
     from roadmap import files
-    from roadmap.fid import real_samples
     from roadmap.recall import (FeaturesUnavailable, feature_extractor, image_features, kernel_inception_distance,
                                 precision_recall)
     from roadmap.registry import create_dataset
@@ -128,13 +142,14 @@ def run_metric(args) -> int:
     if len(getattr(data, "shape", ())) != 3:
         raise ConfigError(f"--run: {args.metric} needs an image data set; the run trained on {config['dataset']!r}")
     fake = generate(pair.generator, pair.latent_dim, data.num_classes, n, args.device)
-    real_features = image_features(real_samples(data, n), extractor, resize, args.device)
+    real = distinct_real_samples(data, n)
+    real_features = image_features(real, extractor, resize, args.device)
     fake_features = image_features(fake, extractor, resize, args.device)
     if kind == "pr":
         result = precision_recall(real_features, fake_features)
     else:
         result = dict(kid=kernel_inception_distance(real_features, fake_features))
-    result.update(n=n, features=args.features or ("vgg16" if kind == "pr" else "inception"))
+    result.update(n=n, n_real=len(real), features=args.features or ("vgg16" if kind == "pr" else "inception"))
     name = args.metric + (f"_{args.features}" if args.features else "")
     files.write_json(Path(args.run) / f"{name}.json", result)
     print(json.dumps(result))

@@ -87,3 +87,18 @@ def test_metric_command_offline_exits_1_with_one_line(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("r3bench metric: VGG16 weights for precision/recall are unavailable")
     assert main(["metric", "--run", str(tmp_path / "run"), "--metric", "pr50k3", "--n", "2"]) == 2  # --n below 4
+
+
+def test_real_images_for_pr_are_distinct():
+    from roadmap.sampling import distinct_real_samples
+
+    class Images:  # an image data set of 10 images whose pixels all equal the image's index
+        count = 10
+
+        def uint8(self, index):
+            return index.to(torch.uint8)[:, None, None, None].expand(len(index), 3, 2, 2)
+
+    real = distinct_real_samples(Images(), 50)
+    assert len(real) == 10  # capped at the data set: no image twice (a repeat is its own nearest neighbour)
+    assert sorted(((real[:, 0, 0, 0] + 1) * 127.5).round().int().tolist()) == list(range(10))
+    assert len(distinct_real_samples(Images(), 4)) == 4
