@@ -346,10 +346,16 @@ def convert(snapshot: dict, preset=None) -> dict:
 # ----------------------------------------------------------------------------------------------
 # The run folder.
 
+def _training_set(snapshot: dict) -> dict:
+    """The snapshot's training_set_kwargs (the data set the official run trained on), or {}."""
+    value = snapshot.get("training_set_kwargs")
+    return value if isinstance(value, dict) else {}
+
+
 def _dataset(model_args: dict, snapshot: dict) -> tuple:
     """(dataset name, dataset_args) of the imported run: the preset's registered data set, else an image folder."""
     preset = model_args["preset"]
-    training_set = snapshot.get("training_set_kwargs") if isinstance(snapshot.get("training_set_kwargs"), dict) else {}
+    training_set = _training_set(snapshot)
     if preset in PRESET_DATASETS:
         name = PRESET_DATASETS[preset]
         args = {"resolution": model_args["resolution"]} if "resolution" in model_args else {}
@@ -364,26 +370,22 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
 
     from roadmap import files
     from roadmap.config import resolve, to_dict
-    from roadmap.registry import create_model
+    from roadmap.errors import check_options, unknown
+    from roadmap.presets import PRESETS
+    from roadmap.registry import create_model, dataset_options
+    from roadmap.trainer import git_commit
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"--out: {str(out_dir)!r} exists and is not an empty folder")
-    if preset is not None:
-        from roadmap.presets import PRESETS
-        from roadmap.errors import unknown
-
-        if preset not in PRESETS:
-            raise unknown("preset", preset, PRESETS)
+    if preset is not None and preset not in PRESETS:
+        raise unknown("preset", preset, PRESETS)
     snapshot = read_snapshot(pkl)
     converted = convert(snapshot, preset)
     model_args = converted["model_args"]
     dataset, inferred_args = _dataset(model_args, snapshot)
     dataset_args = dict(inferred_args, **(dataset_args or {}))
-    from roadmap.errors import check_options
-    from roadmap.registry import dataset_options
-
-    check_options(f"--data key of data set {dataset!r}", dataset_args or {}, dataset_options(dataset))
+    check_options(f"--data key of data set {dataset!r}", dataset_args, dataset_options(dataset))
     cur_nimg = snapshot.get("cur_nimg")
     cur_nimg = int(cur_nimg) if isinstance(cur_nimg, int) and not isinstance(cur_nimg, bool) and cur_nimg >= 0 else 0
     config = resolve(dict(model="E", model_args=model_args, dataset=dataset, dataset_args=dataset_args,
@@ -399,7 +401,7 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     digest = hashlib.sha256(Path(pkl).read_bytes()).hexdigest()
     provenance = dict(origin=ORIGIN, source=str(Path(pkl).resolve()), sha256=digest, cur_nimg=cur_nimg,
                       architecture=converted["architecture"], model_args=model_args,
-                      training_set_kwargs={k: v for k, v in (snapshot.get("training_set_kwargs") or {}).items()
+                      training_set_kwargs={k: v for k, v in _training_set(snapshot).items()
                                            if isinstance(v, (str, int, float, bool, type(None)))})
     files.make_dirs(out_dir)
     files.write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
@@ -409,7 +411,7 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     files.write_json(out_dir / "official.json", provenance)
     summary = dict(status="completed", origin=ORIGIN, reason=None, kimg=cur_nimg / 1000, diverged_kimg=None, metrics={},
                    wall_seconds=None, device="cpu", experiment=out_dir.parent.name, run=out_dir.name,
-                   git_commit=None, config_hash=None, torch=torch.__version__, feeds=FEEDS, source_sha256=digest)
+                   git_commit=git_commit(), config_hash=None, torch=torch.__version__, feeds=FEEDS, source_sha256=digest)
     files.write_json(out_dir / "summary.json", summary)
     return summary
 

@@ -11,7 +11,6 @@ and compare against them live (R3GAN_OFFICIAL_PYTHON: an interpreter with the of
 dependencies, e.g. a venv with setuptools < 80, psutil and click; default: this one).
 """
 import contextlib
-import io
 import json
 import os
 import pickle
