@@ -184,6 +184,59 @@ def test_stylegan2_pickle_is_refused(tmp_path, capsys):
     assert "training.networks_stylegan2.Generator, not R3GAN's training.networks.Generator" in err
 
 
+def repickle(snapshot) -> bytes:
+    """Pickle a read_snapshot() result back in the official format: each Record as an instance of a class
+    of its name (stubs in fake modules for the official code, torch's own classes for torch.nn)."""
+    from roadmap.official import Record
+
+    stubs = {}
+
+    def collect(value):
+        if isinstance(value, Record):
+            module, _, name = value.qualified_name.rpartition(".")
+            if not module.startswith("torch."):
+                stubs.setdefault(module, {})[name] = type(name, (), {})
+            collect(value.state)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+
+    def rebuild(value):
+        if isinstance(value, Record):
+            module, _, name = value.qualified_name.rpartition(".")
+            cls = getattr(sys.modules[module], name)
+            instance = cls.__new__(cls)
+            instance.__dict__.update(rebuild(value.state))
+            return instance
+        if isinstance(value, dict):
+            return type(value)((key, rebuild(item)) for key, item in value.items())
+        return value
+
+    collect(snapshot)
+    with fake_modules(**{module.split(".")[0]: {} for module in stubs}, **stubs):
+        return pickle.dumps(rebuild(snapshot), protocol=4)
+
+
+def _aggregation(snapshot, role):
+    return snapshot[role].state["_modules"]["Model"].state["_modules"]["AggregationLayer"].state["_modules"]["Layer"]
+
+
+def test_wrong_tensor_shape_in_an_official_format_pickle(tmp_path, capsys):
+    snapshot = read_snapshot(CIFAR)
+    (tmp_path / "same.pkl").write_bytes(repickle(snapshot))
+    assert main(["import-official", str(tmp_path / "same.pkl"), "--out", str(tmp_path / "same")]) == 0  # the round trip reads
+    assert torch.equal(files.load_checkpoint(tmp_path / "same")["generator_ema"]["to_rgb.0.weight"],
+                       _aggregation(snapshot, "G_ema").state["_parameters"]["weight"])
+    for role in ("G", "G_ema"):
+        _aggregation(snapshot, role).state["_parameters"]["weight"] = torch.zeros(3, 9, 1, 1)  # 9 inputs, the stage has 8
+    (tmp_path / "shape.pkl").write_bytes(repickle(snapshot))
+    assert "no Table 9 preset's Config E has these tensor shapes" in _refused(capsys, tmp_path / "shape.pkl", tmp_path / "out")
+    for role in ("G", "G_ema"):
+        _aggregation(snapshot, role).state["_parameters"]["weight"] = torch.full((3, 8, 1, 1), float("nan"))
+    (tmp_path / "nan.pkl").write_bytes(repickle(snapshot))
+    assert "is not finite floating-point data" in _refused(capsys, tmp_path / "nan.pkl", tmp_path / "out")
+
+
 def test_wrong_tensor_shape_is_refused(tmp_path):
     snapshot = read_snapshot(CIFAR)
     conv = snapshot["G_ema"].state["_modules"]["Model"].state["_modules"]["AggregationLayer"].state["_modules"]["Layer"]
