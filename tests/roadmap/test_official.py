@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 
+from reports.build import build_report
 from roadmap import files
 from roadmap.errors import ConfigError
 from roadmap.official import convert, import_snapshot, read_snapshot
@@ -377,12 +378,18 @@ def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
     assert 0 <= pr["precision"] <= 1 and 0 <= pr["recall"] <= 1 and pr["n"] == 64
     assert main(["metric", "--run", str(run), "--metric", "kid50k", "--features", "stackedmnist", "--n", "64"]) == 0
     assert json.loads(capsys.readouterr().out)["kid"] > 0
+    assert "Unclaimed runs" not in (build_report(results, tmp_path / "report0")).read_text()  # imported runs are claimed
+    # one of our own Config E runs on the same data set (as the trainer leaves it), listed beside the checkpoint
+    ours = results / "table3" / "E_seed0"
+    files.make_dirs(ours)
+    files.write_text(ours / "config.yaml", yaml.safe_dump(dict(model="E", dataset="stackedmnist", feeds="table3", seed=0)))
+    files.write_json(ours / "summary.json", dict(status="completed", kimg=512.0, metrics=dict(modes=998, kl=0.0412)))
     assert main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "tables" / "official-checkpoints.md").read_text()
+    assert "| table3/E_seed0 | ours (Config E) | stackedmnist | 512.0 | - | - | - | - | 998 | 0.041 |" in table
     row = next(line for line in table.splitlines() if line.startswith("| official/stackedmnist16"))
     assert "official checkpoint" in row and f"| {scored['modes']} |" in row and f"{scored['kl']:.3f}" in row
     assert "| paper (stackedmnist) | paper | stackedmnist | - | - | - | - | - | 1000 | 0.029 |" in table
-    assert "Unclaimed runs" not in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, capsys):
