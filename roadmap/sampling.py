@@ -92,6 +92,9 @@ def run_generate(args) -> int:
         raise ConfigError(f"--out: {str(out)!r} is a file; give a folder")
     _, pair = load_run(args.run_dir, args.device)
     images = seed_images(pair, seeds, args.class_index, args.device)
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ConfigError(f"RUN_DIR: the run's generator makes samples of shape {tuple(images.shape[1:])}, not images "
+                          "(2-D toys are plotted by their own report figures)")
     files.make_dirs(out)
     suffix = f"-class{args.class_index}" if args.class_index is not None else ""
     if args.images in ("both", "png"):

@@ -81,6 +81,8 @@ def test_imported_networks_reproduce_the_official_outputs(imported, name):
         assert (ours[role] - recorded[role]).abs().max().item() <= 1e-6 * scale, role
     # G and G_ema differ in the fixture: each role landed on its own network
     assert (recorded["G_ema"] - recorded["G"]).abs().max().item() > 0.1
+    # reading the pickle imported none of the modules it names
+    assert not [module for module in sys.modules if module.split(".")[0] in ("training", "R3GAN", "torch_utils", "dnnlib")]
 
 
 def test_architecture_is_read_from_the_tensors(imported):
@@ -360,6 +362,14 @@ def test_generate_mistakes(imported, tmp_path, capsys):
     assert main(["generate", str(tmp_path), "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
     assert main(["generate", str(run), "--seeds", "0-2", "--images", "grid", "--out", str(tmp_path / "g")]) == 0
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.png"]
+    from roadmap.config import resolve
+    from roadmap.trainer import run as train_run
+
+    toy = resolve(dict(model="toy_mlp", dataset="ring8", duration_kimg=0.128, tick_kimg=0.128, batch=64, eval_samples=64))
+    assert train_run(toy, tmp_path / "toy")["status"] == "completed"
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "toy"), "--seeds", "0", "--out", str(tmp_path / "t")]) == 2
+    assert "makes samples of shape (2,), not images" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
