@@ -68,7 +68,9 @@ def register(subparsers) -> None:
     parser.add_argument("--run", required=True, help="run folder")
     parser.add_argument("--metric", required=True, choices=("pr50k3", "kid50k"), help="pr50k3 or kid50k")
     parser.add_argument("--features", default=None, help="local feature network instead of VGG16/Inception (e.g. stackedmnist)")
-    parser.add_argument("--n", type=int, default=None, help="generated and real samples (default 50000)")
+    parser.add_argument("--n", type=int, default=None, help="generated samples (default 50000)")
+    parser.add_argument("--n-real", type=int, default=None,
+                        help="real images, each at most once (default: the data set, up to 200k for pr50k3, 1M for kid50k)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(handler=lambda args: _lazy("roadmap.sampling", "run_metric")(args))
 

@@ -14,7 +14,6 @@ Images are scored as 8-bit PNGs, as for FID (roadmap/fid.py). Weights download o
 command fails with one line (`FeaturesUnavailable`).
 """
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -120,16 +119,12 @@ def vgg16_extractor(device):
     return extract
 
 
-def image_features(images: torch.Tensor, extractor, resize=None, device="cpu", batch_size=64) -> np.ndarray:
-    """Features [N, F] of images [N, 3, H, W] in [-1, 1], scored as 8-bit PNGs through clean-fid's reader."""
+def folder_features(folder, extractor, resize=None, device="cpu", batch_size=64) -> np.ndarray:
+    """Features [N, F] of the PNG images in `folder` through clean-fid's reader (8-bit images, as for FID)."""
     from cleanfid.fid import get_folder_features
 
-    from roadmap.fid import write_pngs
-
-    with tempfile.TemporaryDirectory(prefix="r3bench-features-") as folder:
-        write_pngs(images, folder)
-        return get_folder_features(folder, extractor, num_workers=0, batch_size=batch_size, device=torch.device(device),
-                                   mode="clean", custom_fn_resize=resize, verbose=False)
+    return get_folder_features(str(folder), extractor, num_workers=0, batch_size=batch_size, device=torch.device(device),
+                               mode="clean", custom_fn_resize=resize, verbose=False)
 
 
 def feature_extractor(metric: str, features, device):

@@ -108,31 +108,69 @@ def run_generate(args) -> int:
     return 0
 
 
-def distinct_real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
-    """Up to n real images [n', 3, H, W] in [-1, 1], each data-set image at most once (fixed seed).
+CHUNK = 1024  # images held in memory at once while writing PNGs (50k FFHQ-256 images would be 39 GB as floats)
+# Real images of the official *_full protocols: pr50k3_full reads up to 200k, kid50k_full up to 1M (each once).
+REAL_IMAGES = {"pr50k3": 200_000, "kid50k": 1_000_000}
+
+
+def real_chunks(data, n: int, seed: int = 0):
+    """Up to n real images in chunks [<= CHUNK, 3, H, W] in [-1, 1], each data-set image at most once (fixed seed).
 
     The official pr50k3/kid50k read the data set's images once each; drawn with replacement, a
     repeated image would be its own nearest neighbour and shrink the k-NN radii. Data sets without
-    an image index (Stacked MNIST composes its samples) are sampled as for FID.
+    an image index (Stacked MNIST composes its samples) yield n samples from a seeded generator.
     """
-    from roadmap.fid import real_samples
+    if hasattr(data, "uint8"):
+        index = torch.randperm(data.count, generator=torch.Generator().manual_seed(seed))[:n]
+        for start in range(0, len(index), CHUNK):
+            yield data.uint8(index[start:start + CHUNK]).float() / 127.5 - 1.0
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, n, CHUNK):
+            yield data.sample(min(CHUNK, n - start), generator)[0]
 
-    if not hasattr(data, "uint8"):
-        return real_samples(data, n, seed)
-    index = torch.randperm(data.count, generator=torch.Generator().manual_seed(seed))[:n]
-    return data.uint8(index).float() / 127.5 - 1.0
+
+def fake_chunks(generator, latent_dim: int, num_classes: int, n: int, device, batch: int = 256):
+    """The samples of roadmap.trainer.generate (same latents and labels, same order), in chunks of `batch`."""
+    from roadmap.trainer import EVAL_SEED
+
+    rng = torch.Generator().manual_seed(EVAL_SEED)
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            z = torch.randn(size, latent_dim, generator=rng).to(device)
+            labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
+            yield generator(z, labels).float().cpu()
+
+
+def write_chunks(chunks, folder) -> int:
+    """Write image chunks in [-1, 1] as folder/000000.png ...; returns how many."""
+    from PIL import Image
+
+    from roadmap.fid import to_uint8
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for chunk in chunks:
+        for array in to_uint8(chunk):
+            Image.fromarray(array).save(folder / f"{count:06d}.png")
+            count += 1
+    return count
 
 
 def run_metric(args) -> int:
     """`r3bench metric --run RUN --metric pr50k3|kid50k`: writes RUN/<metric>[_<features>].json."""
+    import tempfile
+
     from roadmap import files
-    from roadmap.recall import (FeaturesUnavailable, feature_extractor, image_features, kernel_inception_distance,
+    from roadmap.recall import (FeaturesUnavailable, feature_extractor, folder_features, kernel_inception_distance,
                                 precision_recall)
     from roadmap.registry import create_dataset
-    from roadmap.trainer import generate
 
-    if args.n is not None:
-        check_int("--n", args.n, 4)
+    for name in ("n", "n_real"):
+        if getattr(args, name) is not None:
+            check_int(f"--{name.replace('_', '-')}", getattr(args, name), 4)
     n = args.n if args.n is not None else 50_000
     config, pair = load_run(args.run, args.device)
     kind = "pr" if args.metric == "pr50k3" else "kid"
@@ -144,15 +182,17 @@ def run_metric(args) -> int:
     data = create_dataset(config["dataset"], **(config.get("dataset_args") or {}))
     if len(getattr(data, "shape", ())) != 3:
         raise ConfigError(f"--run: {args.metric} needs an image data set; the run trained on {config['dataset']!r}")
-    fake = generate(pair.generator, pair.latent_dim, data.num_classes, n, args.device)
-    real = distinct_real_samples(data, n)
-    real_features = image_features(real, extractor, resize, args.device)
-    fake_features = image_features(fake, extractor, resize, args.device)
+    n_real = args.n_real if args.n_real is not None else (REAL_IMAGES[args.metric] if hasattr(data, "uint8") else n)
+    with tempfile.TemporaryDirectory(prefix="r3bench-metric-") as folder:
+        n_real = write_chunks(real_chunks(data, n_real), Path(folder) / "real")
+        write_chunks(fake_chunks(pair.generator, pair.latent_dim, data.num_classes, n, args.device), Path(folder) / "fake")
+        real_features = folder_features(Path(folder) / "real", extractor, resize, args.device)
+        fake_features = folder_features(Path(folder) / "fake", extractor, resize, args.device)
     if kind == "pr":
         result = precision_recall(real_features, fake_features)
     else:
         result = dict(kid=kernel_inception_distance(real_features, fake_features))
-    result.update(n=n, n_real=len(real), features=args.features or ("vgg16" if kind == "pr" else "inception"))
+    result.update(n=n, n_real=n_real, features=args.features or ("vgg16" if kind == "pr" else "inception"))
     name = args.metric + (f"_{args.features}" if args.features else "")
     files.write_json(Path(args.run) / f"{name}.json", result)
     print(json.dumps(result))

@@ -89,8 +89,9 @@ def test_metric_command_offline_exits_1_with_one_line(tmp_path, monkeypatch, cap
     assert main(["metric", "--run", str(tmp_path / "run"), "--metric", "pr50k3", "--n", "2"]) == 2  # --n below 4
 
 
-def test_real_images_for_pr_are_distinct():
-    from roadmap.sampling import distinct_real_samples
+def test_real_images_for_pr_are_distinct_and_fakes_are_the_trainers_samples(monkeypatch):
+    from roadmap import sampling
+    from roadmap.trainer import generate
 
     class Images:  # an image data set of 10 images whose pixels all equal the image's index
         count = 10
@@ -98,7 +99,12 @@ def test_real_images_for_pr_are_distinct():
         def uint8(self, index):
             return index.to(torch.uint8)[:, None, None, None].expand(len(index), 3, 2, 2)
 
-    real = distinct_real_samples(Images(), 50)
+    monkeypatch.setattr(sampling, "CHUNK", 3)
+    real = torch.cat(list(sampling.real_chunks(Images(), 50)))
     assert len(real) == 10  # capped at the data set: no image twice (a repeat is its own nearest neighbour)
     assert sorted(((real[:, 0, 0, 0] + 1) * 127.5).round().int().tolist()) == list(range(10))
-    assert len(distinct_real_samples(Images(), 4)) == 4
+    assert len(torch.cat(list(sampling.real_chunks(Images(), 4)))) == 4
+    generator = torch.nn.Linear(4, 6)
+    chunks = list(sampling.fake_chunks(lambda z, labels: generator(z) + labels[:, None], 4, 5, 10, "cpu", batch=4))
+    assert [len(chunk) for chunk in chunks] == [4, 4, 2]
+    assert torch.equal(torch.cat(chunks), generate(lambda z, labels: generator(z) + labels[:, None], 4, 5, 10, "cpu", batch=4))
