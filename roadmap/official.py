@@ -118,6 +118,24 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=Non
     return data
 
 
+class _TensorType:
+    """Stands for torch.Tensor / nn.Parameter as the `new_type` argument of a rebuild; not callable, so a
+    pickle cannot construct tensors of any size through the class itself."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+TENSOR_TYPES = {("torch", "Tensor"): _TensorType("torch.Tensor"), ("torch.nn.parameter", "Parameter"): _TensorType("Parameter")}
+
+
+def _rebuild_from_type(function, new_type, args, state=None):
+    """torch._tensor._rebuild_from_type_v2 (a tensor with Python attributes): the plain tensor, attributes dropped."""
+    if function is not _rebuild_tensor or new_type not in TENSOR_TYPES.values():
+        raise ConfigError("PKL: a tensor rebuilt through something other than tensor data")
+    return function(*args)
+
+
 class SnapshotUnpickler(pickle.Unpickler):
     """Unpickler that imports nothing the pickle names (module docstring)."""
 
@@ -127,6 +145,8 @@ class SnapshotUnpickler(pickle.Unpickler):
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
         ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
+        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
+        **TENSOR_TYPES,
         ("torch", "Size"): torch.Size,
         ("dnnlib.util", "EasyDict"): AttributeDict,
         PERSISTENT_RECONSTRUCT: _persistent_record,

@@ -6,7 +6,8 @@ Both are pure functions of feature arrays; which network makes the features is t
   a sample lies on a manifold when it is within the k-th nearest-neighbour distance of some sample
   of the other set (distances between the sets' own points, the point itself excluded as the
   official code does by counting it as neighbour 0). Precision: fakes on the real manifold;
-  recall: reals on the fake manifold.
+  recall: reals on the fake manifold. Distances are fp32 here; the official code rounds the
+  features to fp16 first (on a GPU), which can move a probe across a ball's edge.
 - KID: the unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 averaged over
   100 random subsets of at most 1000 samples (clean-fid's `kernel_distance`, seeded here), on
   clean-fid's Inception features.

@@ -11,6 +11,7 @@ and compare against them live (R3GAN_OFFICIAL_PYTHON: an interpreter with the of
 dependencies, e.g. a venv with setuptools < 80, psutil and click; default: this one).
 """
 import contextlib
+import io
 import json
 import os
 import pickle
@@ -265,6 +266,16 @@ def test_other_mismatches(tmp_path, capsys):
     (occupied / "keep.txt").write_text("x")
     assert main(["import-official", str(CIFAR), "--out", str(occupied)]) == 2
     assert sorted(p.name for p in occupied.iterdir()) == ["keep.txt"]
+
+
+def test_tensors_with_python_attributes_are_read_as_plain_tensors():
+    from roadmap.official import SnapshotUnpickler
+
+    tensor = torch.arange(6.0).reshape(2, 3)[:, 1:]  # a view: offset and strides matter
+    tensor.note = "attribute"  # pickled through torch._tensor._rebuild_from_type_v2
+    read = SnapshotUnpickler(io.BytesIO(pickle.dumps(dict(t=tensor, p=torch.nn.Parameter(torch.ones(2)))))).load()
+    assert torch.equal(read["t"], torch.tensor([[1.0, 2.0], [4.0, 5.0]])) and not hasattr(read["t"], "note")
+    assert type(read["p"]) is torch.Tensor and torch.equal(read["p"], torch.ones(2))
 
 
 # ----------------------------------------------------------------------------------------------
