@@ -20,10 +20,13 @@ def _architecture(model_args: dict) -> dict:
 
 
 def check_init_from(config) -> None:
-    """ConfigError before any job starts: `init_from` must be a run folder of the same model and architecture."""
+    """ConfigError before any job starts: `init_from` must be a run folder of the same model and architecture.
+
+    A relative path is made absolute here, since jobs may start in another working directory.
+    """
     if not isinstance(config.init_from, str) or not config.init_from:
         raise ConfigError(f"init_from: expected a run folder path, got {config.init_from!r}")
-    source = Path(config.init_from)
+    source = Path(config.init_from).resolve()
     if not (source / "config.yaml").is_file() or not any((source / name).is_file() for name in
                                                         ("checkpoint.pt", "checkpoint-previous.pt")):
         raise ConfigError(f"init_from: {config.init_from!r} is not a run folder with config.yaml and checkpoint.pt")
@@ -31,10 +34,13 @@ def check_init_from(config) -> None:
         stored = yaml.safe_load((source / "config.yaml").read_text())
     except (OSError, yaml.YAMLError) as error:
         raise ConfigError(f"init_from: {config.init_from!r} has an unreadable config.yaml ({type(error).__name__})") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"init_from: {config.init_from!r} has a config.yaml that is not a mapping")
     model, model_args = stored.get("model"), _architecture(stored.get("model_args"))
     if model != config.model or model_args != _architecture(config.model_args):
         raise ConfigError(f"init_from: {config.init_from!r} holds model {model} with model_args {model_args}; this run "
                           f"builds model {config.model} with {_architecture(config.model_args)} (set the same model and model_args)")
+    config.init_from = str(source)
 
 
 def load_initial_weights(run_dir, generator, discriminator, generator_ema) -> None:

@@ -413,7 +413,7 @@ def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
     assert "| paper (stackedmnist) | paper | stackedmnist | - | - | - | - | - | 1000 | 0.029 |" in table
 
 
-def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, capsys):
+def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, capsys, monkeypatch):
     source = tmp_path / "imported"
     assert main(["import-official", str(MNIST16), "--out", str(source)]) == 0
     config = yaml.safe_load((source / "config.yaml").read_text())
@@ -432,6 +432,11 @@ def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, caps
     for key in ("generator", "discriminator"):
         moved = max((after[key][name] - before[key][name]).abs().max().item() for name in before[key])
         assert 1e-5 < moved <= 2.01e-4, key
+    assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(source.resolve())
+    from roadmap.config import resolve
+
+    monkeypatch.chdir(tmp_path)  # a relative init_from is made absolute (jobs may start elsewhere)
+    assert resolve(dict(experiment["base"], init_from="imported")).init_from == str(source.resolve())
     # generate works on our own runs too: the fine-tuned run's EMA generator
     assert main(["generate", str(run), "--seeds", "0-1", "--out", str(tmp_path / "ours")]) == 0
     assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["grid.png", "seed0000.png", "seed0001.png"]
