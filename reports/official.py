@@ -83,6 +83,10 @@ def official_checkpoints(results) -> list:
                 kimg = row.get("kimg")
                 rows.append([Cell(text=f"{row['experiment']}/{row['run']}"), Cell(text=label), Cell(text=dataset),
                              _cell(kimg, 1)] + [_cell(metrics.get(key), digits) for key, _, digits in COLUMNS])
+        if dataset == "stackedmnist":  # the reference: real samples scored alike (`eval-stackedmnist --real`)
+            for experiment, real in sorted((results.real or {}).items()):
+                rows.append([Cell(text=f"real data ({experiment})"), Cell(text="reference"), Cell(text=dataset), Cell(text="-")]
+                            + [_cell(real.get(key), digits) for key, _, digits in COLUMNS])
         presets = set(_column(official[official["dataset"] == dataset], "model_args.preset").astype(str))
         for preset in sorted(presets & set(PAPER)):
             rows.append([Cell(text=f"paper ({preset})"), Cell(text="paper"), Cell(text=dataset), Cell(text="-")]

@@ -405,8 +405,10 @@ def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
     files.make_dirs(ours)
     files.write_text(ours / "config.yaml", yaml.safe_dump(dict(model="E", dataset="stackedmnist", feeds="table3", seed=0)))
     files.write_json(ours / "summary.json", dict(status="completed", kimg=512.0, metrics=dict(modes=998, kl=0.0412)))
+    files.write_json(results / "table3" / "real" / "eval.json", dict(modes=1000, kl=0.0017, n=26000))  # the reference
     assert main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "tables" / "official-checkpoints.md").read_text()
+    assert "| real data (table3) | reference | stackedmnist | - | - | - | - | - | 1000 | 0.002 |" in table
     assert "| table3/E_seed0 | ours (Config E) | stackedmnist | 512.0 | - | - | - | - | 998 | 0.041 |" in table
     row = next(line for line in table.splitlines() if line.startswith("| official/stackedmnist16"))
     assert "official checkpoint" in row and f"| {scored['modes']} |" in row and f"{scored['kl']:.3f}" in row
