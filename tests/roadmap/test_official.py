@@ -1,7 +1,7 @@
 """Importing official R3GAN snapshots (issue 26): numbers against the official code, refusals, safety, and every command on the import.
 
 The fixtures `tests/fixtures/official/{cifar10_tiny,stackedmnist16_tiny}.pkl` were made once with
-the official code (https://github.com/brownvc/R3GAN, commit of the `fetch` on 2026-12-02) by
+the official code (https://github.com/brownvc/R3GAN at commit 19a7ddf463fb, torch 2.14.1, CPU) by
 `tests/fixtures/official/make_fixture.py` (its docstring says how): official Config E networks at a
 tiny width (stem 8, expanded 16), seeded noise on every parameter, pickled exactly as the official
 training loop writes `network-snapshot.pkl`; the `.outputs.pt` beside each holds the official
