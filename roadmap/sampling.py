@@ -1,8 +1,11 @@
 """`r3bench generate` and `r3bench metric`: images per seed from a run's EMA generator, and its precision/recall and KID (paper Section 4).
 
-`generate` works like the official `gen_images.py`: one latent per seed, z = N(0, I) drawn from a
-generator seeded with the seed alone, so an image depends only on its seed (and class), never on
-which other seeds were asked for; each seed runs through the network on its own for the same reason.
+`generate` works like the official `gen_images.py`, with its latents: z = numpy's
+RandomState(seed).randn(1, latent_dim) (cast to fp32, as the official first stage does), so an
+imported checkpoint gives the official script's image for a seed, and an image depends only on its
+seed and class, never on which other seeds were asked for; each seed runs through the network on
+its own for the same reason. PNG pixels are the official script's `(x * 127.5 + 128)` clamped to
+[0, 255] and truncated to uint8.
 It works on our runs and on imported official checkpoints (roadmap/official.py), whose folders
 have the same config.yaml and checkpoint.pt.
 """
@@ -16,6 +19,7 @@ import torch
 from roadmap.errors import ConfigError, check_int
 
 MAX_SEEDS = 100_000
+MAX_SEED = 2**32 - 1  # numpy's RandomState (the official latents) takes 32-bit seeds
 SEED_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
@@ -29,6 +33,8 @@ def parse_seeds(text: str) -> list:
         low, high = int(match.group(1)), int(match.group(2) or match.group(1))
         if high < low:
             raise ConfigError(f"--seeds: range {part.strip()!r} runs backwards")
+        if high > MAX_SEED:
+            raise ConfigError(f"--seeds: seeds are at most {MAX_SEED} (32 bits, as the official gen_images.py), got {high}")
         if len(seeds) + high - low + 1 > MAX_SEEDS:
             raise ConfigError(f"--seeds: more than {MAX_SEEDS} seeds")
         seeds.extend(range(low, high + 1))
@@ -61,6 +67,18 @@ def num_classes(pair) -> int:
     return int(getattr(pair.generator, "num_classes", 0) or 0)
 
 
+def seed_latent(seed: int, latent_dim: int) -> torch.Tensor:
+    """z [1, latent_dim] of a seed as the official gen_images.py draws it (numpy RandomState, then fp32)."""
+    import numpy as np
+
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, latent_dim)).float()
+
+
+def to_pixels(images: torch.Tensor):
+    """[N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] as the official gen_images.py converts them."""
+    return (images.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
 def seed_images(pair, seeds, class_index=None, device="cpu") -> torch.Tensor:
     """Images [len(seeds), C, H, W] in the generator's range, one forward pass per seed."""
     classes = num_classes(pair)
@@ -73,7 +91,7 @@ def seed_images(pair, seeds, class_index=None, device="cpu") -> torch.Tensor:
     images = []
     with torch.no_grad():
         for seed in seeds:
-            z = torch.randn(1, pair.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+            z = seed_latent(seed, pair.latent_dim).to(device)
             labels = torch.tensor([class_index], device=device) if classes else None
             images.append(pair.generator(z, labels).float().cpu())
     return torch.cat(images)
@@ -83,7 +101,6 @@ def run_generate(args) -> int:
     from PIL import Image
 
     from roadmap import files
-    from roadmap.fid import to_uint8
     from roadmap.images import save_image_grid
 
     seeds = parse_seeds(args.seeds)
@@ -98,7 +115,7 @@ def run_generate(args) -> int:
     files.make_dirs(out)
     suffix = f"-class{args.class_index}" if args.class_index is not None else ""
     if args.images in ("both", "png"):
-        for seed, array in zip(seeds, to_uint8(images)):
+        for seed, array in zip(seeds, to_pixels(images)):
             path = out / f"seed{seed:04d}{suffix}.png"
             Image.fromarray(array).save(path.with_suffix(".tmp.png"))
             path.with_suffix(".tmp.png").replace(path)

@@ -351,18 +351,19 @@ def test_cli_import_then_generate_conditional(tmp_path, capsys):
     assert (tmp_path / "a" / "seed0002-class2.png").read_bytes() == (tmp_path / "b" / "seed0002-class2.png").read_bytes()
     assert (tmp_path / "a" / "seed0001-class2.png").read_bytes() != (tmp_path / "a" / "seed0002-class2.png").read_bytes()
     assert (tmp_path / "c" / "seed0002-class7.png").read_bytes() != (tmp_path / "b" / "seed0002-class2.png").read_bytes()
-    # the image is the EMA generator's, on z from the seed alone
+    # the image is the EMA generator's on the official gen_images.py latent of the seed, converted as it converts
+    import numpy as np
     from PIL import Image
-
-    from roadmap.fid import to_uint8
 
     checkpoint = files.load_checkpoint(run)
     pair = create_model("E", **checkpoint["config"]["model_args"])
     pair.generator.load_state_dict(checkpoint["generator_ema"])
+    z = torch.from_numpy(np.random.RandomState(2).randn(1, 64)).float()
     with torch.no_grad():
-        expected = to_uint8(pair.generator.eval()(torch.randn(1, 64, generator=torch.Generator().manual_seed(2)),
-                                                  torch.tensor([2])))[0]
-    assert (expected == __import__("numpy").asarray(Image.open(tmp_path / "a" / "seed0002-class2.png"))).all()
+        image = pair.generator.eval()(z, torch.tensor([2]))
+    expected = (image.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy()
+    assert (expected == np.asarray(Image.open(tmp_path / "a" / "seed0002-class2.png"))).all()
+    assert main(["generate", str(run), "--seeds", "4294967296", "--class", "0", "--out", str(tmp_path / "d")]) == 2
 
 
 def test_generate_mistakes(imported, tmp_path, capsys):
