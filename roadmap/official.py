@@ -179,9 +179,9 @@ def read_snapshot(path) -> dict:
     except Exception as error:  # EOFError, UnpicklingError, ...: a truncated or garbled file
         raise ConfigError(f"PKL: {path.name} is truncated or not a pickle ({type(error).__name__}: "
                           f"{str(error).splitlines()[0][:100] if str(error) else 'no detail'})") from None
-    if not isinstance(snapshot, dict) or not {"G", "D", "G_ema"} <= set(snapshot):
-        found = sorted(snapshot)[:8] if isinstance(snapshot, dict) else type(snapshot).__name__
-        raise ConfigError(f"PKL: not an R3GAN network snapshot (expected a dict with G, D and G_ema; found {found})")
+    if not isinstance(snapshot, dict) or "G_ema" not in snapshot:
+        found = sorted(map(str, snapshot))[:8] if isinstance(snapshot, dict) else type(snapshot).__name__
+        raise ConfigError(f"PKL: not an R3GAN network snapshot (expected a dict with G_ema, and G and D; found {found})")
     return snapshot
 
 
@@ -276,7 +276,7 @@ def infer_architecture(g_state: dict, d_state: dict) -> dict:
     num_classes = int(embedding.shape[1]) if embedding is not None else 0
     in_features = int(g_state["Model.MainLayers.0.Layers.0.LinearLayer.weight"].shape[1])
     latent_dim = in_features - (int(embedding.shape[0]) if embedding is not None else 0)
-    if ("Model.EmbeddingLayer.weight" in d_state) != bool(num_classes):
+    if d_state is not None and ("Model.EmbeddingLayer.weight" in d_state) != bool(num_classes):
         raise ConfigError("PKL: G and D disagree on class conditioning")
     if len(set(blocks)) != 1:
         raise ConfigError(f"PKL: residual blocks per stage {blocks} differ; Config E has the same count at every stage")
@@ -294,7 +294,7 @@ def match_config(arch: dict, g_ours: dict, d_ours: dict, preset=None) -> dict:
     from roadmap.registry import create_model
 
     wanted_g = {key: tuple(value.shape) for key, value in g_ours.items()}
-    wanted_d = {key: tuple(value.shape) for key, value in d_ours.items()}
+    wanted_d = None if d_ours is None else {key: tuple(value.shape) for key, value in d_ours.items()}
     candidates = [preset] if preset else list(PRESETS)
     tried = []
     for name in candidates:
@@ -317,11 +317,11 @@ def match_config(arch: dict, g_ours: dict, d_ours: dict, preset=None) -> dict:
             except ConfigError:
                 continue
         got_g, got_d = _shapes(pair.generator), _shapes(pair.discriminator)
-        if got_g == wanted_g and got_d == wanted_d:
+        if got_g == wanted_g and (wanted_d is None or got_d == wanted_d):
             return model_args
         tried.append(name)
         if preset:
-            diff = sorted(set(got_g.items()) ^ set(wanted_g.items())) + sorted(set(got_d.items()) ^ set(wanted_d.items()))
+            diff = sorted(set(got_g.items()) ^ set(wanted_g.items())) + sorted(set(got_d.items()) ^ set((wanted_d or got_d).items()))
             raise ConfigError(f"PKL: the networks do not match Config E at preset {name!r}, width {width:.4g} "
                               f"(first differing tensor: {diff[0][0]} {diff[0][1]})")
     described = (f"{arch['resolution']} px, stems {arch['stems']}, groups {arch['groups']}, {arch['blocks']} blocks per stage, "
@@ -330,11 +330,17 @@ def match_config(arch: dict, g_ours: dict, d_ours: dict, preset=None) -> dict:
 
 
 def convert(snapshot: dict, preset=None) -> dict:
-    """Our model_args and G, D, G_ema state dicts for an official snapshot (ConfigError on any mismatch)."""
-    for role, expected in (("G", "training.networks.Generator"), ("G_ema", "training.networks.Generator"),
-                           ("D", "training.networks.Discriminator")):
-        _check_r3gan(snapshot[role], role, expected)
-    official = {role: record_state_dict(snapshot[role]) for role in ("G", "D", "G_ema")}
+    """Our model_args and G, D, G_ema state dicts for an official snapshot (ConfigError on any mismatch).
+
+    A snapshot holding only G_ema (as a file trimmed for sampling would) gives G = G_ema and D = None.
+    """
+    roles = [role for role in ("G", "D", "G_ema") if snapshot.get(role) is not None]
+    expected = dict(G="training.networks.Generator", G_ema="training.networks.Generator", D="training.networks.Discriminator")
+    for role in roles:
+        _check_r3gan(snapshot[role], role, expected[role])
+    official = {role: record_state_dict(snapshot[role]) for role in roles}
+    official.setdefault("G", official["G_ema"])
+    roles = [role for role in ("G", "D", "G_ema") if role in official]
     for role in ("G", "G_ema"):
         if "Model.MainLayers.0.Layers.0.Basis" not in official[role]:
             raise ConfigError(f"PKL: {role} has no generative basis (not R3GAN's Config E generator)")
@@ -342,8 +348,8 @@ def convert(snapshot: dict, preset=None) -> dict:
     if shapes["G"] != shapes["G_ema"]:
         key = sorted(set(shapes["G"].items()) ^ set(shapes["G_ema"].items()))[0][0]
         raise ConfigError(f"PKL: G and G_ema differ in tensor {key!r} (shape or presence)")
-    ours, kernels = {}, []
-    for role in ("G", "D", "G_ema"):
+    ours, kernels = {"D": None}, []
+    for role in roles:
         ours[role], found = to_ours(official[role], role)
         kernels += found
     for key, kernel in kernels:  # the official [1, 2, 1] filter gives bilinear 2x resampling: ours, fixed
@@ -351,15 +357,15 @@ def convert(snapshot: dict, preset=None) -> dict:
         expected = torch.outer(expected, expected) / 64
         if tuple(kernel.shape) != (4, 4) or not torch.allclose(kernel.float(), expected):
             raise ConfigError(f"PKL: {key} is not the bilinear [1, 3, 3, 1] resampling filter of Config E")
-    arch = infer_architecture(official["G"], official["D"])
+    arch = infer_architecture(official["G"], official.get("D"))
     model_args = match_config(arch, ours["G"], ours["D"], preset)
-    for role in ("G", "D", "G_ema"):
+    for role in roles:
         for key, value in ours[role].items():
             if not value.is_floating_point() or not torch.isfinite(value).all():
                 raise ConfigError(f"PKL: {role} tensor {key!r} is not finite floating-point data")
     return dict(model_args=model_args, architecture=arch,
                 G={k: v.float().contiguous() for k, v in ours["G"].items()},
-                D={k: v.float().contiguous() for k, v in ours["D"].items()},
+                D=None if ours["D"] is None else {k: v.float().contiguous() for k, v in ours["D"].items()},
                 G_ema={k: v.float().contiguous() for k, v in ours["G_ema"].items()})
 
 
@@ -415,18 +421,21 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     pair = create_model("E", **model_args)
     try:
         for role, module in (("G", pair.generator), ("D", pair.discriminator), ("G_ema", pair.generator)):
-            module.load_state_dict(converted[role], strict=True)
+            if converted[role] is not None:
+                module.load_state_dict(converted[role], strict=True)
     except RuntimeError as error:
         raise ConfigError(f"PKL: the tensors do not load into Config E ({str(error).splitlines()[0][:160]})") from None
     digest = hashlib.sha256(Path(pkl).read_bytes()).hexdigest()
     provenance = dict(origin=ORIGIN, source=str(Path(pkl).resolve()), sha256=digest, cur_nimg=cur_nimg,
+                      networks=[role for role in ("G", "D", "G_ema") if snapshot.get(role) is not None],
                       architecture=converted["architecture"], model_args=model_args,
                       training_set_kwargs={k: v for k, v in _training_set(snapshot).items()
                                            if isinstance(v, (str, int, float, bool, type(None)))})
     files.make_dirs(out_dir)
     files.write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     files.write_text(out_dir / "metrics.jsonl", "")
-    files.save_checkpoint(out_dir, dict(generator=converted["G"], discriminator=converted["D"], generator_ema=converted["G_ema"],
+    networks = dict(generator=converted["G"], discriminator=converted["D"], generator_ema=converted["G_ema"])
+    files.save_checkpoint(out_dir, dict({key: value for key, value in networks.items() if value is not None},
                                         config=resolved, nimg=cur_nimg, origin=ORIGIN))
     files.write_json(out_dir / "official.json", provenance)
     summary = dict(status="completed", origin=ORIGIN, reason=None, kimg=cur_nimg / 1000, diverged_kimg=None, metrics={},

@@ -57,7 +57,8 @@ def load_run(run_dir, device="cpu"):
         raise ConfigError(f"RUN_DIR: {str(run_dir)!r} has no readable checkpoint.pt")
     pair = create_model(config["model"], **(config.get("model_args") or {}))
     pair.generator.load_state_dict(checkpoint["generator_ema"])
-    pair.discriminator.load_state_dict(checkpoint["discriminator"])
+    if "discriminator" in checkpoint:  # an imported G_ema-only snapshot has none
+        pair.discriminator.load_state_dict(checkpoint["discriminator"])
     pair.generator.to(device).eval().requires_grad_(False)
     return config, pair
 

@@ -40,6 +40,14 @@ def check_init_from(config) -> None:
     if model != config.model or model_args != _architecture(config.model_args):
         raise ConfigError(f"init_from: {config.init_from!r} holds model {model} with model_args {model_args}; this run "
                           f"builds model {config.model} with {_architecture(config.model_args)} (set the same model and model_args)")
+    official = source / "official.json"  # an imported checkpoint lists the networks its snapshot held
+    if official.is_file():
+        from roadmap import files
+
+        networks = (files.read_json(official) or {}).get("networks") or ["D"]
+        if "D" not in networks:
+            raise ConfigError(f"init_from: {config.init_from!r} holds no discriminator (a G_ema-only snapshot); "
+                              "fine-tuning needs D")
     config.init_from = str(source)
 
 
@@ -50,6 +58,8 @@ def load_initial_weights(run_dir, generator, discriminator, generator_ema) -> No
     checkpoint = files.load_checkpoint(run_dir)
     if checkpoint is None:
         raise ConfigError(f"init_from: {str(run_dir)!r} has no readable checkpoint.pt")
+    if "discriminator" not in checkpoint:
+        raise ConfigError(f"init_from: {str(run_dir)!r} holds no discriminator (a G_ema-only snapshot); fine-tuning needs D")
     try:
         generator.load_state_dict(checkpoint["generator"])
         discriminator.load_state_dict(checkpoint["discriminator"])

@@ -58,6 +58,14 @@ def _our_outputs(run_dir, recorded, plain=False):
     return result
 
 
+def _our_outputs_g_ema(run_dir, recorded):
+    checkpoint = files.load_checkpoint(run_dir)
+    pair = create_model("E", **checkpoint["config"]["model_args"])
+    pair.generator.load_state_dict(checkpoint["generator_ema"])
+    with torch.no_grad():
+        return pair.generator.eval()(recorded["z"], recorded["labels"])
+
+
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     """Both fixtures imported once: {name: run folder}."""
@@ -239,6 +247,29 @@ def test_wrong_tensor_shape_in_an_official_format_pickle(tmp_path, capsys):
         _aggregation(snapshot, role).state["_parameters"]["weight"] = torch.full((3, 8, 1, 1), float("nan"))
     (tmp_path / "nan.pkl").write_bytes(repickle(snapshot))
     assert "is not finite floating-point data" in _refused(capsys, tmp_path / "nan.pkl", tmp_path / "out")
+
+
+def test_a_g_ema_only_snapshot_imports_for_sampling(tmp_path, capsys):
+    snapshot = read_snapshot(CIFAR)
+    (tmp_path / "g_ema.pkl").write_bytes(repickle(dict(G_ema=snapshot["G_ema"], cur_nimg=5000)))
+    assert main(["import-official", str(tmp_path / "g_ema.pkl"), "--out", str(tmp_path / "run")]) == 0
+    checkpoint = files.load_checkpoint(tmp_path / "run")
+    assert "discriminator" not in checkpoint and checkpoint["nimg"] == 5000
+    assert torch.equal(checkpoint["generator"]["to_rgb.0.weight"], checkpoint["generator_ema"]["to_rgb.0.weight"])
+    assert files.read_json(tmp_path / "run" / "official.json")["networks"] == ["G_ema"]
+    assert main(["generate", str(tmp_path / "run"), "--seeds", "0", "--class", "1", "--out", str(tmp_path / "images")]) == 0
+    recorded = _outputs("cifar10_tiny")  # G_ema is the fixture's G_ema
+    assert (_our_outputs_g_ema(tmp_path / "run", recorded) - recorded["G_ema"]).abs().max().item() <= 1e-6 * 10
+    # fine-tuning needs D: refused before any job starts (and by the trainer, should it get there)
+    from roadmap.config import resolve
+    from roadmap.warm_start import load_initial_weights
+
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    with pytest.raises(ConfigError, match="holds no discriminator"):
+        resolve(dict(model="E", model_args=config["model_args"], init_from=str(tmp_path / "run")))
+    pair = create_model("E", **config["model_args"])
+    with pytest.raises(ConfigError, match="holds no discriminator"):
+        load_initial_weights(tmp_path / "run", pair.generator, pair.discriminator, pair.generator)
 
 
 def test_wrong_tensor_shape_is_refused(tmp_path):
