@@ -308,6 +308,15 @@ def test_tensors_with_python_attributes_are_read_as_plain_tensors():
     assert torch.equal(read["t"], torch.tensor([[1.0, 2.0], [4.0, 5.0]])) and not hasattr(read["t"], "note")
     assert type(read["p"]) is torch.Tensor and torch.equal(read["p"], torch.ones(2))
 
+    class EasyDict(dict):  # dnnlib.util.EasyDict, as StyleGAN-family kwargs are pickled
+        def __getattr__(self, name):
+            return self[name]
+
+    with fake_modules(dnnlib={}, **{"dnnlib.util": dict(EasyDict=EasyDict)}):
+        data = pickle.dumps(dict(kwargs=EasyDict(path="cifar10.zip", xflip=True)))
+    read = SnapshotUnpickler(io.BytesIO(data)).load()
+    assert read["kwargs"] == {"path": "cifar10.zip", "xflip": True} and type(read["kwargs"]).__module__ == "roadmap.official"
+
 
 # ----------------------------------------------------------------------------------------------
 # Safety: embedded code never runs.
