@@ -2,7 +2,8 @@
 
 `generate` works like the official `gen_images.py`, with its latents: z = numpy's
 RandomState(seed).randn(1, latent_dim) (cast to fp32, as the official first stage does), so an
-imported checkpoint gives the official script's image for a seed, and an image depends only on its
+imported checkpoint gives the official script's image for a seed (up to its bf16 stages and fp32
+rounding), and an image depends only on its
 seed and class, never on which other seeds were asked for; each seed runs through the network on
 its own for the same reason. PNG pixels are the official script's `(x * 127.5 + 128)` clamped to
 [0, 255] and truncated to uint8.
