@@ -1,4 +1,4 @@
-"""`r3bench params | fid | bench`: parameter counts (Table 2/9), Frechet distances, training throughput."""
+"""`r3bench params | fid | bench | import-official | generate | metric`: parameter counts (Table 2/9), Frechet distances, training throughput, official checkpoints, samples, precision/recall and KID."""
 import json
 import os
 import sys
@@ -47,6 +47,40 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run_bench)
+
+    parser = subparsers.add_parser("import-official", help="official R3GAN network-snapshot.pkl -> run folder (no pickle code runs)")
+    parser.add_argument("pkl", metavar="PKL", help="network-snapshot.pkl written by the official training loop")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="new run folder (must not exist or be empty)")
+    parser.add_argument("--preset", default=None, help="Table 9 preset (default: inferred from the tensor shapes)")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                        help="dataset_args of the run's data set, e.g. path=/data/ffhq-256x256.zip (repeatable)")
+    parser.set_defaults(handler=lambda args: _lazy("roadmap.official", "run_import")(args))
+
+    parser = subparsers.add_parser("generate", help="one PNG per seed and a grid from a run's EMA generator (gen_images.py)")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder (ours or import-official's)")
+    parser.add_argument("--seeds", required=True, help="e.g. 0-63 or 1,5,10-12")
+    parser.add_argument("--class", dest="class_index", type=int, default=None, help="class label (conditional runs)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--images", default="both", choices=("both", "png", "grid"), help="per-seed PNGs, a grid, or both")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.set_defaults(handler=lambda args: _lazy("roadmap.sampling", "run_generate")(args))
+
+    parser = subparsers.add_parser("metric", help="precision/recall (pr50k3, VGG16) or KID (kid50k, Inception) of a run")
+    parser.add_argument("--run", required=True, help="run folder")
+    parser.add_argument("--metric", required=True, choices=("pr50k3", "kid50k"), help="pr50k3 or kid50k")
+    parser.add_argument("--features", default=None, help="local feature network instead of VGG16/Inception (e.g. stackedmnist)")
+    parser.add_argument("--n", type=int, default=None, help="generated samples (default 50000)")
+    parser.add_argument("--n-real", type=int, default=None,
+                        help="real images, each at most once (default: the data set, up to 200k for pr50k3, 1M for kid50k)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.set_defaults(handler=lambda args: _lazy("roadmap.sampling", "run_metric")(args))
+
+
+def _lazy(module: str, name: str):
+    """A handler imported on use, so that `r3bench --help` stays fast."""
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def _counts_on_meta(config: str, preset: str, width: float) -> dict:

@@ -43,6 +43,7 @@ class RunConfig:
     score_samples: Optional[int] = None  # samples per periodic score; None: the data set's default for periodic scoring
     logger: str = "jsonl"  # jsonl | tensorboard (also writes the per-tick scalars as a TensorBoard event file)
     feeds: Optional[str] = None  # paper table or section this run feeds (the experiment file's `feeds:`); reports select by it
+    init_from: Optional[str] = None  # run folder (ours or import-official's) whose G, D and G_ema weights start this run: fresh optimizers, kimg and schedules from 0 (a start, not a resume)
 
     def resolved_loss(self, model_loss) -> dict:
         """Loss selection (a LossSpec's fields) with the configuration's own `model_loss` (LossSpec) filled in where this run left None."""
@@ -147,6 +148,10 @@ def validate(config: RunConfig) -> RunConfig:
             raise ConfigError(f"{name}: expected a mapping, got {getattr(config, name)!r}")
     if config.penalties is not None and not isinstance(config.penalties, (list, tuple)):
         raise ConfigError(f"penalties: expected a list such as [r1, r2], got {config.penalties!r}")
+    if config.init_from is not None:
+        from roadmap.warm_start import check_init_from
+
+        check_init_from(config)
     check_loss_spec(
         config.loss if config.loss is not None else "gan",
         config.penalties or [],

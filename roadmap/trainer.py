@@ -255,6 +255,10 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         files.make_dirs(run_dir)
         files.write_text(run_dir / "metrics.jsonl", "")
         files.write_text(run_dir / "log.txt", f"# {run_dir.name}: resolved settings\n" + yaml.safe_dump(resolved, sort_keys=False))
+    if checkpoint is None and config.init_from is not None:  # fine-tuning: weights only, optimizers and kimg from zero
+        from roadmap.warm_start import load_initial_weights
+
+        load_initial_weights(config.init_from, generator, discriminator, generator_ema)
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     board = _open_tensorboard(config, run_dir) if writer else None

@@ -78,6 +78,9 @@ def evaluate_command(args) -> int:
     else:
         data, generate = run
         result = dict(data.evaluate(generate, n=args.n), source=str(args.run), resolution=data.resolution)
+        from roadmap import files
+
+        files.write_json(Path(args.run) / "eval-stackedmnist.json", result)  # read by reports (e.g. reports/official.py)
     result.update(min_count=MIN_MODE_COUNT, seconds=round(time.time() - start, 2))
     if args.json:
         print(json.dumps(result))

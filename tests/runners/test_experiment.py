@@ -289,7 +289,7 @@ CPU_COMMON = dict(augment_p=0.0, batch=64, beta2=[0.9, 0.99], burn_in_kimg=12, c
                   dataset_args={"resolution": 16}, device="cpu", divergence_grad_norm=10000.0, duration_kimg=40,
                   ema_half_life_kimg=[0, 5], eval_samples=None, gamma=[1.0, 0.1], grad_scaler=False, lazy_interval=1,
                   logger="jsonl", loss="rpgan", lr=0.0005, penalties=["r1", "r2"], preset=None, score_samples=1000,
-                  score_ticks=2, seed=0, tf32=False, threads=1, tick_kimg=4, xflip=False)
+                  score_ticks=2, seed=0, tf32=False, threads=1, tick_kimg=4, xflip=False, init_from=None)
 
 
 @pytest.mark.parametrize("name, first", [

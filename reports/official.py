@@ -1,0 +1,98 @@
+"""Report table of imported official R3GAN checkpoints beside the user's Config E runs and the paper's numbers (paper Section 4, Tables 3-6).
+
+An imported checkpoint (`r3bench import-official`, roadmap/official.py) is a run folder whose
+config.yaml says `feeds: official-checkpoints`; its metrics come from the evaluation commands run on
+it afterwards, which write beside it: `fid.json` (`r3bench fid`), `fd_<network>.json`
+(`r3bench fid --features`), `pr50k3*.json` / `kid50k*.json` (`r3bench metric`) and
+`eval-stackedmnist.json` (`r3bench eval-stackedmnist --run`). Per data set of an imported
+checkpoint the table has the checkpoint's row ("official checkpoint"), every Config E run of the
+user on that data set (its final metrics, plus the same side files), and the paper's row.
+"""
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from reports.registry import register_table
+from reports.tables import Cell, Table
+from roadmap import files
+
+FEEDS = "official-checkpoints"  # roadmap.official.FEEDS
+# The paper's numbers for Config E (FID: Tables 4 and 6; recall: the text beside them; Stacked MNIST: Table 3).
+PAPER = {
+    "cifar10": dict(fid=1.96, recall=0.57),
+    "ffhq256": dict(fid=2.75, recall=0.49),
+    "ffhq64": dict(recall=0.53),
+    "stackedmnist": dict(modes=1000, kl=0.029),
+}
+COLUMNS = (("fid", "FID", 2), ("precision", "Precision", 3), ("recall", "Recall", 3), ("kid", "KID", 4),
+           ("modes", "Modes", 0), ("kl", "KL", 3))
+SIDE_FILES = ("fid.json", "pr50k3.json", "kid50k.json", "eval-stackedmnist.json")
+
+
+def run_metrics(row) -> dict:
+    """Metrics of one run row: its summary's `metric.*`, then what the evaluation commands wrote beside it."""
+    values = {key[len("metric."):]: value for key, value in row.items() if str(key).startswith("metric.")}
+    folder = Path(row["run_dir"])
+    keys = {key for key, _, _ in COLUMNS}
+    local = sorted(p.name for pattern in ("pr50k3_*.json", "kid50k_*.json") for p in folder.glob(pattern))
+    for name in local + list(SIDE_FILES):  # the standard protocol's files last: they win
+        path = folder / name
+        if path.is_file():
+            try:
+                content = files.read_json(path)
+            except Exception:  # an unreadable side file leaves its cells empty
+                continue
+            if isinstance(content, dict):
+                values.update({key: value for key, value in content.items() if key in keys})
+    return values
+
+
+def _cell(value, digits: int) -> Cell:
+    if value is None or isinstance(value, bool):
+        return Cell(text="-")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return Cell(text="-")
+    if math.isnan(value):
+        return Cell(text="-")
+    return Cell(text=f"{value:.{digits}f}")
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    return runs[name] if name in runs else pd.Series(None, index=runs.index, dtype=object)
+
+
+@register_table(FEEDS, order=90)
+def official_checkpoints(results) -> list:
+    runs = results.runs
+    if not len(runs):
+        return []
+    official = runs[_column(runs, "feeds") == FEEDS]
+    if not len(official):
+        return []
+    header = ["Run", "Source", "Data set", "kimg"] + [label for _, label, _ in COLUMNS]
+    rows = []
+    ours = runs[(_column(runs, "feeds") != FEEDS) & (_column(runs, "model") == "E")]
+    for dataset in sorted(set(official["dataset"].astype(str))):
+        for label, part in (("official checkpoint", official[official["dataset"] == dataset]),
+                            ("ours (Config E)", ours[ours["dataset"] == dataset])):
+            for _, row in part.sort_values(["experiment", "run"]).iterrows():
+                metrics = run_metrics(row)
+                kimg = row.get("kimg")
+                rows.append([Cell(text=f"{row['experiment']}/{row['run']}"), Cell(text=label), Cell(text=dataset),
+                             _cell(kimg, 1)] + [_cell(metrics.get(key), digits) for key, _, digits in COLUMNS])
+        if dataset == "stackedmnist":  # the reference: real samples scored alike (`eval-stackedmnist --real`)
+            for experiment, real in sorted((results.real or {}).items()):
+                rows.append([Cell(text=f"real data ({experiment})"), Cell(text="reference"), Cell(text=dataset), Cell(text="-")]
+                            + [_cell(real.get(key), digits) for key, _, digits in COLUMNS])
+        presets = set(_column(official[official["dataset"] == dataset], "model_args.preset").astype(str))
+        for preset in sorted(presets & set(PAPER)):
+            rows.append([Cell(text=f"paper ({preset})"), Cell(text="paper"), Cell(text=dataset), Cell(text="-")]
+                        + [_cell(PAPER[preset].get(key), digits) for key, _, digits in COLUMNS])
+    notes = ("Official checkpoints: `r3bench import-official` of a published network-snapshot.pkl; their metrics come "
+             "from `r3bench fid`, `r3bench metric` and `r3bench eval-stackedmnist` run on the imported folder. "
+             "FID/KID: clean-fid Inception; precision/recall: VGG16, k = 3 (pr50k3), unless a file says otherwise.",)
+    return [Table("official-checkpoints", "Official R3GAN checkpoints beside our Config E runs and the paper", header,
+                  pd.DataFrame(rows, columns=header), notes=notes, align="llll" + "r" * len(COLUMNS))]
