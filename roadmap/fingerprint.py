@@ -28,7 +28,8 @@ FINGERPRINT_STEPS = 2  # steps 0 (a penalty step at any lazy interval) and 1 (no
 # Settings that cannot change the arithmetic of an iteration: never part of the cache key (the
 # hash does not read them either).
 NON_COMPUTATIONAL = ("seed", "duration_kimg", "tick_kimg", "checkpoint_ticks", "device", "threads", "eval_samples",
-                     "score_ticks", "score_samples", "logger", "feeds", "divergence_grad_norm", "dataset_args", "batch")
+                     "score_ticks", "score_samples", "logger", "feeds", "divergence_grad_norm", "dataset_args", "batch",
+                     "init_from")  # init_from: the fingerprint is of the code, from fixed weights
 
 
 def config_from_stored(values: dict) -> RunConfig:
