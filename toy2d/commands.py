@@ -11,6 +11,9 @@ def register(subparsers) -> None:
     parser.add_argument("--gamma", type=float, default=1.0, help="penalty weight gamma (>= 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="DIR", help="also write phase portraits (PNG) into DIR")
+    parser.add_argument("--discrete", metavar="DIR", help="also run the discrete-time iteration the trainer runs (Adam, "
+                        "alternating steps, lazy 1 and 8) over an lr x gamma grid; write dirac-discrete.json and its map "
+                        "into DIR (~2-3 min)")
     parser.set_defaults(handler=run_dirac)
 
 
@@ -26,12 +29,38 @@ def write_analysis(gamma: float, out_dir) -> dict:
     result = analyse(gamma)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
     for ax, (loss, penalty) in zip(axes, [("gan", "none"), ("gan", "r1"), ("rpgan", "none"), ("rpgan", "r1+r2")]):
-        plot_phase_portrait(max(gamma, 0.5) if penalty != "none" else gamma, loss, penalty, ax=ax)
+        plot_phase_portrait(max(gamma, 0.5) if penalty != "none" else gamma, loss, penalty, ax=ax, minimax=True)
     fig.tight_layout()
     for suffix in ("png", "pdf"):
         fig.savefig(out_dir / f"phase_portraits.{suffix}", dpi=120)
     plt.close(fig)
     files.write_json(out_dir / "dirac.json", result)
+    return result
+
+
+DISCRETE_LRS = (2e-4, 1e-3, 2e-3, 1e-2, 5e-2)  # the trainer's toy and Stacked MNIST learning rates and beyond
+DISCRETE_GAMMAS = (0.1, 1.0, 10.0)
+DISCRETE_STEPS = 4000
+
+
+def write_discrete(out_dir) -> dict:
+    """dirac-discrete.json (cycle size per lazy x gamma x lr) and dirac-discrete.png/pdf into out_dir."""
+    import matplotlib.pyplot as plt
+
+    from roadmap import files
+    from toy2d.dirac_discrete import CYCLE_FRACTION, convergence_map, plot_convergence_maps
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = dict(objective="rpgan", penalties=["r1", "r2"], optimizer="Adam(beta1=0, beta2=0.99)", steps=DISCRETE_STEPS,
+                  start=[1.0, 1.0], cycle_fraction=CYCLE_FRACTION, lrs=list(DISCRETE_LRS), gammas=list(DISCRETE_GAMMAS),
+                  cycle_size={str(lazy): convergence_map(DISCRETE_LRS, DISCRETE_GAMMAS, lazy, DISCRETE_STEPS).tolist()
+                              for lazy in (1, 8)})
+    fig, _ = plot_convergence_maps(DISCRETE_LRS, DISCRETE_GAMMAS, (1, 8), DISCRETE_STEPS)
+    for suffix in ("png", "pdf"):
+        fig.savefig(out_dir / f"dirac-discrete.{suffix}", dpi=130)
+    plt.close(fig)
+    files.write_json(out_dir / "dirac-discrete.json", result)
     return result
 
 
@@ -46,6 +75,13 @@ def run_dirac(args) -> int:
         result = write_analysis(args.gamma, args.plot) if args.plot else analyse(args.gamma)
     except OSError as error:  # a read-only folder, or a file where a parent folder should be
         raise ConfigError(f"--plot: cannot write into {args.plot!r} ({error.strerror or error})") from None
+    if args.discrete:
+        try:
+            discrete = write_discrete(args.discrete)
+        except OSError as error:
+            raise ConfigError(f"--discrete: cannot write into {args.discrete!r} ({error.strerror or error})") from None
+        print(f"discrete-time DiracRpGAN map: {Path(args.discrete) / 'dirac-discrete.png'}", file=__import__("sys").stderr)
+        result = dict(result, discrete=discrete)
     if args.json:
         print(json.dumps(result))
         return 0
