@@ -8,21 +8,16 @@ variant; D input-gradient norm over kimg per variant; the precision section adds
 NaN events over kimg) and a one-line verdict computed by the pure functions below, with the rule
 printed next to it.
 
-The rule (`compare`, then `check_verdict`, then `combine`), on the primary metric KL (lower is
-better; every data set here reports it) per data set x network:
-- a seed of an arm *fails* when it diverged, or when its KL is >= KL_MARGIN above the other arm's
-  worst (highest) KL, i.e. worse than every seed of the other arm by a clear margin;
-- variant `worse`: >= 2/3 of its finished seeds fail and fewer than half of the baseline's diverged;
-  `better`: the same with the arms swapped and no failing variant seed;
-  `same`: no seed of either arm fails and |mean KL difference| <= the larger 95% CI half-width
-  (or <= KL_MARGIN when an arm has one seed); `unclear` otherwise, or with < MIN_SEEDS finished seeds in an arm;
-- a check expecting `worse` is reproduced on `worse`, not reproduced on `same`/`better`; expecting
-  `not_worse` (bf16 "fixes it") is reproduced on `same`/`better`, not reproduced on `worse`;
-  expecting `not_better` (GroupNorm "no gain") is reproduced on `same`/`worse`, not on `better`;
-  `unclear` is inconclusive;
-- the section's verdict combines its primary checks over every data set x network: reproduced
-  when all are reproduced, not reproduced at this scale when none is reproduced and at least one is
-  not reproduced, inconclusive otherwise (mixed or missing).
+The rule (`check_outcome`, then `reports.verdicts.pool`), per data set x network, paired by seed:
+- when a seed of either arm diverged, the per-seed divergence is compared (exact McNemar, one-sided);
+- otherwise the final KL (lower is better) is compared on the log scale (paired t-test), with an
+  equivalence margin of KL_RATIO_MARGIN (TOST);
+- a check expecting `worse` wants the variant's KL (or divergence) higher, `not_worse` not higher,
+  `not_better` not lower; each ends reproduced, contradicted or inconclusive with the effect the
+  seeds could have detected (reports/verdicts.py);
+- the section's verdict pools its primary checks over every data set x network with Holm's
+  correction: reproduced when all are, contradicted when some are and none is reproduced,
+  inconclusive otherwise.
 """
 import dataclasses
 import math
@@ -30,20 +25,16 @@ import pandas as pd
 
 from reports.collect import experiment_wall_times, metric_values
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
-from reports.stats import mean_ci
+from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
 from reports.registry import register_table
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
 
-KL_MARGIN = 0.25  # nats: a KL this much above the other arm's highest KL counts as a failed seed
-WORSE_FRACTION = 2 / 3  # at least this share of an arm's finished seeds must fail
-MIN_SEEDS = 2  # finished seeds needed in each arm for anything but "inconclusive"
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced at this scale", "inconclusive"
+KL_RATIO_MARGIN = 1.25  # KLs within x1.25 either way are "the same" (TOST); set 2026-12-02, after these runs (issue 24)
 GROUP_COLUMNS = ("dataset", "model")
-RULE = (f"rule: per data set x network, a seed fails when it diverged or its KL is >= {KL_MARGIN} nats above the "
-        f"other arm's highest KL; the variant is worse when >= 2/3 of its seeds fail (and < 1/2 of the baseline's diverged), "
-        f"the same when no seed fails and the mean KLs differ by <= the larger 95% CI half-width; "
-        f">= {MIN_SEEDS} finished seeds per arm; reproduced = every primary check agrees with the claim, "
-        f"not reproduced = none does, inconclusive otherwise")
+DIRECTION = dict(worse="higher", not_worse="not_higher", not_better="not_lower")  # expected variant KL vs the baseline's
+RULE = (f"rule: per data set x network, paired by seed: divergence (exact McNemar) when any seed diverged, else final KL on "
+        f"the log scale (paired t, equivalence margin x{KL_RATIO_MARGIN:g}); alpha 0.05; the section pools its primary checks "
+        f"with Holm's correction")
 
 
 @dataclasses.dataclass
@@ -85,62 +76,22 @@ SECTIONS = (
 
 
 # ----------------------------------------------------------------------------------------------
-# Verdict rules (pure functions of per-seed results).
+# Verdict rule (pure functions of per-seed results).
 
-@dataclasses.dataclass
-class Arm:
-    """The seeds of one variant in one data set x network: final KLs of completed seeds, divergences."""
-
-    kl: list  # KL of each completed seed
-    diverged: int = 0
-
-    @property
-    def finished(self) -> int:
-        return len(self.kl) + self.diverged
-
-
-def _fails(arm: Arm, reference: list, margin: float) -> int:
-    """Seeds of `arm` that diverged or whose KL is >= margin above every KL in `reference`."""
-    high = sum(1 for v in arm.kl if v >= max(reference) + margin) if reference else 0
-    return arm.diverged + high
-
-
-def compare(baseline: Arm, variant: Arm, margin: float = KL_MARGIN) -> str:
-    """worse | better | same | unclear: the variant against the baseline (module docstring rule)."""
-    if baseline.finished < MIN_SEEDS or variant.finished < MIN_SEEDS:
-        return "unclear"
-    mean_b, half_b, n_b = mean_ci(baseline.kl)
-    mean_v, half_v, n_v = mean_ci(variant.kl)
-    fails_v, fails_b = _fails(variant, baseline.kl, margin), _fails(baseline, variant.kl, margin)
-    if variant.diverged and not baseline.kl:  # every baseline seed diverged: nothing to compare with
-        return "unclear"
-    if fails_v >= math.ceil(WORSE_FRACTION * variant.finished) and baseline.diverged < baseline.finished / 2:
-        return "worse"
-    if fails_b >= math.ceil(WORSE_FRACTION * baseline.finished) and fails_v == 0:  # fails_v counts divergences too
-        return "better"
-    if fails_b == 0 and fails_v == 0 and n_b and n_v:
-        widths = [w for w in (half_b, half_v) if w is not None]
-        tolerance = max(widths) if widths else margin
-        if abs(mean_v - mean_b) <= tolerance:
-            return "same"
-    return "unclear"
-
-
-def check_verdict(outcome: str, expect: str) -> str:
-    """Map a comparison outcome to a verdict for a claim expecting `expect` (worse | not_worse | not_better)."""
-    agree = dict(worse={"worse"}, not_worse={"same", "better"}, not_better={"same", "worse"})[expect]
-    if outcome == "unclear":
-        return INCONCLUSIVE
-    return REPRODUCED if outcome in agree else NOT_REPRODUCED
-
-
-def combine(verdicts: list) -> str:
-    """A section's verdict from its primary check verdicts (module docstring rule)."""
-    if verdicts and all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    if verdicts and REPRODUCED not in verdicts and NOT_REPRODUCED in verdicts:
-        return NOT_REPRODUCED
-    return INCONCLUSIVE
+def check_outcome(baseline: dict, variant: dict, expect: str) -> Verdict:
+    """The verdict of one check from per-seed results {seed: KL float, or None when the seed diverged}."""
+    seeds = sorted(set(baseline) & set(variant), key=str)
+    if not seeds:
+        return Verdict(INCONCLUSIVE, note="no seed ran in both arms")
+    base, var = [baseline[s] for s in seeds], [variant[s] for s in seeds]
+    if any(v is None for v in base + var):
+        verdict = compare_binary([v is None for v in base], [v is None for v in var], "higher")
+        if expect != "worse" and verdict.outcome == REPRODUCED:  # the variant diverging more rules out "not worse"
+            verdict.outcome, verdict.note = CONTRADICTED, "the variant diverged significantly more often"
+        elif expect != "worse":
+            verdict.outcome = INCONCLUSIVE
+        return verdict
+    return compare_continuous(base, var, DIRECTION[expect], KL_RATIO_MARGIN, log_scale=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -175,10 +126,14 @@ def _variants(part: pd.DataFrame, section: Section) -> pd.Series:
     return part[section.column].apply(_value)
 
 
-def arm_of(runs: pd.DataFrame) -> Arm:
-    finished = runs[runs["status"].isin(["completed", "diverged"])]
-    return Arm(kl=metric_values(finished[finished["status"] == "completed"], "kl"),
-               diverged=int((finished["status"] == "diverged").sum()))
+def arm_of(runs: pd.DataFrame) -> dict:
+    """{seed: final KL, or None when the seed diverged} of an arm's finished runs."""
+    arm = {}
+    for _, run in runs[runs["status"].isin(["completed", "diverged"])].iterrows():
+        value = metric_values(runs.loc[[run.name]], "kl") if run["status"] == "completed" else [None]
+        if value:
+            arm[str(run.get("seed"))] = value[0]
+    return arm
 
 
 def groups_of(part: pd.DataFrame) -> list:
@@ -191,7 +146,7 @@ def groups_of(part: pd.DataFrame) -> list:
 
 
 def evaluate_section(runs: pd.DataFrame, section: Section) -> dict:
-    """{'verdict', 'checks': [(group, variant, expect, outcome, verdict, primary)], 'runs': count}."""
+    """{'verdict': Verdict, 'checks': [(group, variant, expect, Verdict, primary)], 'runs': count}."""
     part = section_runs(runs, section)
     variants = _variants(part, section)
     results = []
@@ -199,17 +154,22 @@ def evaluate_section(runs: pd.DataFrame, section: Section) -> dict:
         baseline = arm_of(group_runs[variants[group_runs.index] == section.baseline])
         for check in section.checks:
             variant = arm_of(group_runs[variants[group_runs.index] == check.variant])
-            outcome = compare(baseline, variant)
-            results.append((group, check.variant, check.expect, outcome, check_verdict(outcome, check.expect), check.primary))
-    verdict = combine([r[4] for r in results if r[5]])
+            results.append((group, check.variant, check.expect, check_outcome(baseline, variant, check.expect), check.primary))
+    primary = [r[3] for r in results if r[4]]
+    verdict = pool(primary) if len(primary) > 1 else (primary[0] if primary else Verdict(INCONCLUSIVE, note="no runs"))
     return dict(verdict=verdict, checks=results, runs=len(part))
 
 
 def verdict_line(section: Section, evaluation: dict) -> str:
     """'Verdict: X (group: variant outcome; ...). <rule>' in one line."""
-    details = "; ".join(f"{group}: {section.labels.get(v, v)} {outcome} -> {verdict}" + ("" if primary else " (secondary)")
-                        for group, v, _, outcome, verdict, primary in evaluation["checks"])
-    return f"Verdict: **{evaluation['verdict']}** ({details or 'no runs'}). {RULE}."
+    def one(verdict: Verdict) -> str:
+        effect = "" if verdict.effect is None or verdict.test.startswith("exact") else f", KL x{verdict.effect:.3g}"
+        p = "" if verdict.p_value is None else f", p = {verdict.p_value:.3g}"
+        return f"{verdict.outcome}{effect}{p}" + (f"; {verdict.note}" if verdict.note else "")
+
+    details = "; ".join(f"{group}: {section.labels.get(v, v)} {one(verdict)}" + ("" if primary else " (secondary)")
+                        for group, v, _, verdict, primary in evaluation["checks"])
+    return f"Verdict: **{evaluation['verdict'].outcome}** ({details or 'no runs'}). {RULE}."
 
 
 # ----------------------------------------------------------------------------------------------
