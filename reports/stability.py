@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reports.registry import register_table
+from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, holm, minimum_discordant
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
 from reports.tables import Cell, Table
 
@@ -92,23 +93,24 @@ def verdict(claim: str, comparisons: list, worse: str) -> str:
     """One line: where `worse` diverged significantly more often (holds), the opposite, or no difference, with counts."""
     if not comparisons:
         return f"**{claim}: not run** (no paired stability runs)."
-    holds = [(cell, t) for cell, t in comparisons if t["p_value"] < ALPHA and t["only_a"] > t["only_b"]]
-    against = [(cell, t) for cell, t in comparisons if t["p_value"] < ALPHA and t["only_a"] < t["only_b"]]
+    # Per-cell exact McNemar p-values, Holm-corrected over the cells (reports/verdicts.py).
+    adjusted = holm([t["p_value"] for _, t in comparisons])
+    holds = [(cell, t) for (cell, t), p in zip(comparisons, adjusted) if p < ALPHA and t["only_a"] > t["only_b"]]
+    against = [(cell, t) for (cell, t), p in zip(comparisons, adjusted) if p < ALPHA and t["only_a"] < t["only_b"]]
     describe = lambda items: "; ".join(  # noqa: E731
         f"{c['dataset']} {c['loss']} lr {c['lr']} gamma {c['gamma']}: {t['only_a']} vs {t['only_b']} discordant seeds, p = {t['p_value']:.3g}"
         for c, t in items)
     if holds and not against:
-        outcome = "holds"
+        outcome = REPRODUCED
     elif against and not holds:
-        outcome = "contradicted"
-    elif holds and against:
-        outcome = "mixed"
-    else:
-        outcome = "not shown"
+        outcome = CONTRADICTED
+    else:  # neither, or both in different cells
+        outcome = INCONCLUSIVE
     only_a, only_b = sum(t["only_a"] for _, t in comparisons), sum(t["only_b"] for _, t in comparisons)
     pooled = paired_binary_test([True] * only_a + [False] * only_b, [False] * only_a + [True] * only_b)
     line = f"**{claim}: {outcome}** ({len(holds)} of {len(comparisons)} paired cells show {worse} diverging significantly more often"
-    line += f"; exact McNemar test per cell, p < {ALPHA}. Pooled over all cells: {only_a} seeds broke only with {worse}, "
+    line += f"; exact McNemar test per cell, Holm-corrected over {len(comparisons)} cells, p < {ALPHA}; a cell needs >= "
+    line += f"{minimum_discordant()} discordant seeds all one way. Pooled over all cells: {only_a} seeds broke only with {worse}, "
     line += f"{only_b} only with the other setting, p = {pooled['p_value']:.3g})."
     line += " " + _rates_sentence(comparisons, worse)
     if holds:

@@ -33,7 +33,7 @@ def test_cell_rates_and_wilson_intervals(make_run):
 def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
     _runs(make_run, diverged_r1=7, diverged_r1r2=0)  # 7 seeds break with R1 only, none with R1+R2: p = 2 * 0.5**7
     lines = stability.verdicts(collect(make_run.root).runs)
-    assert lines[0].startswith("**R1+R2 is more stable than R1 alone: holds**") and "p = 0.0156" in lines[0]
+    assert lines[0].startswith("**R1+R2 is more stable than R1 alone: reproduced**") and "p = 0.0156" in lines[0]
     low, high = wilson_interval(7, 8)  # 7 of 8 R1-only runs diverged; 0 of 8 with R1+R2: [0.00, 0.32]
     assert (f"R1 alone 7/8 = 0.88 [95% Wilson {low:.2f}, {high:.2f}], the other setting 0/8 = 0.00 [0.00, 0.32]. "
             "Runs broke at lr 0.002.") in lines[0]
@@ -47,7 +47,7 @@ def test_paired_verdict_holds_only_when_significant(make_run, tmp_path):
 
 def test_no_difference_is_not_shown(make_run):
     _runs(make_run, diverged_r1=2, diverged_r1r2=1)
-    assert stability.verdicts(collect(make_run.root).runs)[0].startswith("**R1+R2 is more stable than R1 alone: not shown**")
+    assert stability.verdicts(collect(make_run.root).runs)[0].startswith("**R1+R2 is more stable than R1 alone: inconclusive**")
 
 
 def test_stability_table_once_in_md_and_in_html(make_run, tmp_path):
@@ -58,7 +58,7 @@ def test_stability_table_once_in_md_and_in_html(make_run, tmp_path):
     assert text.count("Stability map: divergence rate per cell over seeds") == 1
     assert (out / "tables" / "stability.md").exists() and (out / "tables" / "stability.tex").exists()
     page = (out / "report.html").read_text()
-    assert "<h2>Stability map" in page and "R1+R2 is more stable than R1 alone: holds" in page
+    assert "<h2>Stability map" in page and "R1+R2 is more stable than R1 alone: reproduced" in page
     assert page.count('id="stability"') == 1
 
 
