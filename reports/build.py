@@ -120,6 +120,22 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
         else:
             notes.append(f"Stacked MNIST sample grid ({experiment}): no run saved samples/final.png.")
 
+    # Discrete-time DiracGAN (`r3bench dirac --discrete DIR`, saved as results): the prediction for the toys.
+    for path in sorted(Path(results.results_dir).rglob("dirac-discrete.json"))[:1]:
+        try:
+            from toy2d.dirac_discrete import plot_cycle_maps
+
+            save(plot_cycle_maps(files.read_json(path)), "dirac-discrete",
+                 "Discrete-time DiracRpGAN: where the trainer's iteration settles (cycle size over lr x gamma, lazy 1 and 8)")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            notes.append(f"Discrete-time DiracGAN map skipped: {path} unreadable ({error}).")
+
+    # Learning curves: the periodic scores (score_ticks) that size each experiment's duration (issue 25).
+    for experiment, part in _by_experiment(runs, runs["run_dir"].notna() if len(runs) else []):
+        curves = figures.plot_learning_curves(ticks, part, title=f"Learning curves ({experiment})")
+        if curves is not None:
+            save(curves, _name("learning-curves", experiment, 2), f"Learning curves ({experiment}): periodic scores over kimg")
+
     # DiracGAN phase portraits.
     gammas = sorted({float(entry.get("gamma", 1.0)) for entry in results.dirac})
     if gammas:

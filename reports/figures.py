@@ -165,6 +165,44 @@ def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input
     return fig, ax
 
 
+LEARNING_SCORES = (  # (score column, label), the first two present are drawn: Stacked MNIST, then curves, then mixtures
+    ("score_recognisable_modes", "recognisable modes"), ("score_modes", "modes"), ("score_kl", "KL"),
+    ("score_coverage", "near-support coverage"), ("score_hq_fraction", "high-quality fraction"), ("score_drift", "sample drift"))
+
+
+def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "Learning curves", ax=None):
+    """Periodic scores (metrics.jsonl score_*) over kimg, one line per run, two panels; (fig, axes) or None without scores."""
+    if not len(ticks) or not len(runs):
+        return None
+    part = ticks[ticks["run_dir"].isin(set(runs["run_dir"]))]
+    present = [(key, label) for key, label in LEARNING_SCORES if key in part and part[key].notna().any()]
+    if not present:
+        return None
+    keys = dict(present)
+    if "score_recognisable_modes" in keys:  # Stacked MNIST: gated coverage and the paper's KL
+        chosen = ["score_recognisable_modes", "score_kl" if "score_kl" in keys else None]
+    elif "score_hq_fraction" in keys:  # toys: quality and late oscillation
+        chosen = ["score_hq_fraction", "score_drift" if "score_drift" in keys else "score_kl" if "score_kl" in keys else None]
+    else:
+        chosen = [key for key, _ in present[:2]]
+    present = [(key, keys[key]) for key in chosen if key]
+    fig, axes = _figure(1, len(present), figsize=(4.2 * len(present), 3.2), squeeze=False) if ax is None else (ax[0].figure, ax)
+    axes = np.atleast_1d(axes).ravel()
+    names = sorted(part["run"].unique())
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    for axis, (key, label) in zip(axes, present):
+        for name in names:
+            rows = part[(part["run"] == name) & part[key].notna()].sort_values("kimg")
+            if len(rows):
+                axis.plot(rows["kimg"], rows[key], lw=1.1, color=colors[name], label=name)
+        axis.set(xlabel="kimg", ylabel=label)
+        if key in ("score_kl", "score_drift"):
+            axis.set_yscale("log")
+    axes[-1].legend(fontsize=6, loc="best")
+    fig.suptitle(title, fontsize=9)
+    return fig, axes
+
+
 def plot_image_grid(entries: list, title: str = ""):
     """Tile images [(row label, column label, PNG path or None)] in a rows x columns grid; returns (fig, axes).
 

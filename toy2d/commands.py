@@ -48,7 +48,7 @@ def write_discrete(out_dir) -> dict:
     import matplotlib.pyplot as plt
 
     from roadmap import files
-    from toy2d.dirac_discrete import CYCLE_FRACTION, convergence_map, plot_convergence_maps
+    from toy2d.dirac_discrete import CYCLE_FRACTION, convergence_map, plot_cycle_maps
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def write_discrete(out_dir) -> dict:
                   start=[1.0, 1.0], cycle_fraction=CYCLE_FRACTION, lrs=list(DISCRETE_LRS), gammas=list(DISCRETE_GAMMAS),
                   cycle_size={str(lazy): convergence_map(DISCRETE_LRS, DISCRETE_GAMMAS, lazy, DISCRETE_STEPS).tolist()
                               for lazy in (1, 8)})
-    fig, _ = plot_convergence_maps(DISCRETE_LRS, DISCRETE_GAMMAS, (1, 8), DISCRETE_STEPS)
+    fig, _ = plot_cycle_maps(result)
     for suffix in ("png", "pdf"):
         fig.savefig(out_dir / f"dirac-discrete.{suffix}", dpi=130)
     plt.close(fig)

@@ -68,28 +68,30 @@ def convergence_map(lrs, gammas, lazy: int = 1, steps: int = 4000, objective: st
     return np.array([[cycle_size(simulate(objective, penalties, gamma, lr, lazy, steps, beta2)) for lr in lrs] for gamma in gammas])
 
 
-def plot_convergence_maps(lrs, gammas, lazies=(1, 8), steps: int = 4000, ax=None):
-    """Heatmaps of log10 cycle size over lr x gamma, one panel per lazy interval; returns (fig, axes)."""
+def plot_cycle_maps(result: dict, ax=None):
+    """Heatmaps of log10 cycle size over lr x gamma, one panel per lazy interval, from a `r3bench dirac --discrete`
+    result ({"lrs", "gammas", "steps", "cycle_size": {lazy: [gamma][lr]}}); returns (fig, axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    lrs, gammas, lazies = result["lrs"], result["gammas"], sorted(result["cycle_size"], key=int)
     fig, axes = plt.subplots(1, len(lazies), figsize=(3.6 * len(lazies) + 0.8, 3.2), layout="constrained") if ax is None \
-        else (ax[0].figure, ax)
+        else (np.atleast_1d(ax)[0].figure, ax)
     axes = np.atleast_1d(axes)
     image = None
     for axis, lazy in zip(axes, lazies):
-        sizes = convergence_map(lrs, gammas, lazy, steps)
-        image = axis.imshow(np.log10(np.maximum(sizes, 1e-6)), origin="lower", cmap="magma_r",
-                            vmin=-4, vmax=1, aspect="auto")
+        sizes = np.array(result["cycle_size"][lazy])
+        image = axis.imshow(np.log10(np.maximum(sizes, 1e-6)), origin="lower", cmap="magma_r", vmin=-4, vmax=1, aspect="auto")
         for i in range(len(gammas)):
             for j in range(len(lrs)):
                 axis.text(j, i, f"{sizes[i, j]:.1g}", ha="center", va="center", fontsize=7,
                           color="white" if np.log10(max(sizes[i, j], 1e-6)) > -1.5 else "black")
         axis.set(xticks=range(len(lrs)), xticklabels=[f"{v:g}" for v in lrs], yticks=range(len(gammas)),
                  yticklabels=[f"{v:g}" for v in gammas], xlabel="lr", ylabel="gamma",
-                 title=f"DiracRpGAN, Adam, R1+R2 every {'step' if lazy == 1 else f'{lazy}th step x {lazy}'}")
+                 title=f"R1+R2 every {'step' if lazy == '1' else f'{lazy}th step x {lazy}'}")
     bar = fig.colorbar(image, ax=list(axes), shrink=0.9)
-    bar.set_label(f"log10 cycle size (mean |(theta, psi)|, last {CYCLE_FRACTION:.0%} of {steps} steps)", fontsize=7)
+    bar.set_label(f"log10 cycle size (mean |(theta, psi)|, last {CYCLE_FRACTION:.0%} of {result['steps']} steps)", fontsize=7)
+    fig.suptitle("Discrete-time DiracRpGAN: the trainer's iteration (Adam, beta1 0, alternating D/G steps)", fontsize=8)
     return fig, axes

@@ -157,3 +157,20 @@ def test_each_table_holds_exactly_the_runs_its_experiment_declares(make_run):
     assert sorted(unclaimed_runs(results.runs)["run"]) == ["E-s0", "E-s1", "E-s2"]
     text = build_report(make_run.root).read_text()
     assert "## Unclaimed runs" in text and "| mystery | E-s0 | table9 | completed |" in text
+
+
+def test_learning_curves_and_the_discrete_dirac_map_are_drawn_from_results(make_run, tmp_path):
+    """Issue 25: the report shows the periodic scores that size a duration, and the discrete-time Dirac prediction."""
+    import json
+
+    for seed in range(2):
+        ticks = [dict(tick=t, kimg=64.0 * t, loss_G=1.0, grad_norm_real=0.1, grad_norm_fake=0.1, score_hq_fraction=0.1 * t,
+                      score_drift=0.5 / t) for t in range(1, 5)]
+        make_run("curves", f"circle_seed{seed}", model="toy_mlp", dataset="circle", seed=seed, ticks=ticks,
+                 metrics=dict(support_distance=0.01, coverage=1.0, hq_fraction=0.4, kl=0.01))
+    (make_run.root / "dirac-discrete").mkdir()
+    (make_run.root / "dirac-discrete" / "dirac-discrete.json").write_text(json.dumps(dict(
+        lrs=[1e-3, 1e-2], gammas=[1.0, 10.0], steps=100, cycle_size={"1": [[0.1, 0.007], [0.2, 0.007]], "8": [[1.0, 0.03], [3.0, 0.03]]})))
+    text = build_report(make_run.root, tmp_path / "out", portrait_steps=20).read_text()
+    assert "![Learning curves (curves): periodic scores over kimg](figures/learning-curves-curves.png)" in text
+    assert (tmp_path / "out" / "figures" / "dirac-discrete.png").exists() and "Discrete-time DiracRpGAN" in text
