@@ -62,10 +62,21 @@ def cycle_size(path: np.ndarray, fraction: float = CYCLE_FRACTION) -> float:
     return float(np.linalg.norm(tail, axis=1).mean())
 
 
+TRAVEL = 10.0  # steps per lr: enough for ~lr-long Adam steps to travel this far (the start is sqrt(2) from (0, 0))
+MAX_STEPS = 50_000
+
+
+def steps_for(lr: float, minimum: int = 4000) -> int:
+    """Steps the iteration gets at `lr`: at least `minimum`, and TRAVEL / lr (capped at MAX_STEPS), so that a small
+    learning rate is judged where it has arrived rather than on its way."""
+    return int(min(MAX_STEPS, max(minimum, np.ceil(TRAVEL / lr))))
+
+
 def convergence_map(lrs, gammas, lazy: int = 1, steps: int = 4000, objective: str = "rpgan", penalties=("r1", "r2"),
                     beta2: float = 0.99) -> np.ndarray:
-    """Cycle size [len(gammas), len(lrs)] of the iteration for each (gamma, lr)."""
-    return np.array([[cycle_size(simulate(objective, penalties, gamma, lr, lazy, steps, beta2)) for lr in lrs] for gamma in gammas])
+    """Cycle size [len(gammas), len(lrs)] of the iteration for each (gamma, lr), with steps_for(lr, steps) steps."""
+    return np.array([[cycle_size(simulate(objective, penalties, gamma, lr, lazy, steps_for(lr, steps), beta2)) for lr in lrs]
+                     for gamma in gammas])
 
 
 def plot_cycle_maps(result: dict, ax=None):
@@ -92,6 +103,6 @@ def plot_cycle_maps(result: dict, ax=None):
                  yticklabels=[f"{v:g}" for v in gammas], xlabel="lr", ylabel="gamma",
                  title=f"R1+R2 every {'step' if lazy == '1' else f'{lazy}th step x {lazy}'}")
     bar = fig.colorbar(image, ax=list(axes), shrink=0.9)
-    bar.set_label(f"log10 cycle size (mean |(theta, psi)|, last {CYCLE_FRACTION:.0%} of {result['steps']} steps)", fontsize=7)
+    bar.set_label(f"log10 cycle size (mean |(theta, psi)|, last {CYCLE_FRACTION:.0%} of the steps)", fontsize=7)
     fig.suptitle("Discrete-time DiracRpGAN: the trainer's iteration (Adam, beta1 0, alternating D/G steps)", fontsize=8)
     return fig, axes
