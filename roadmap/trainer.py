@@ -390,7 +390,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     summary = _summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
                        wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
                        stability=_stability(run_dir) if writer else {},
-                       fingerprint=compute_fingerprint(config) if writer else None)
+                       fingerprint=_fingerprint(config) if writer else None)
     if writer:
         files.write_json(run_dir / "summary.json", summary)
         _log(run_dir, f"finished: {status}" + (f" ({reason})" if reason else "") + f" at kimg {nimg / 1000:g}; metrics {json.dumps(metrics)}")
@@ -480,6 +480,15 @@ def _summary(config: RunConfig, run_dir: Path, status: str, **fields) -> dict:
     return dict(dict(reason=None, kimg=None, diverged_kimg=None, metrics={}, wall_seconds=None, device=str(config.device)),
                 status=status, git_commit=git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
                 run=run_dir.name, torch=torch.__version__, feeds=config.feeds, **fields)
+
+
+def _fingerprint(config: RunConfig):
+    """The run's computation fingerprint (roadmap/fingerprint.py), or None when it cannot be computed: a finished
+    run stays finished (the report then lists it as stale, which is what it cannot prove otherwise)."""
+    try:
+        return compute_fingerprint(config)
+    except Exception:
+        return None
 
 
 def _device_name(device: torch.device) -> str:
