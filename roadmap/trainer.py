@@ -30,7 +30,7 @@ import torch.distributed as dist
 import yaml
 
 from roadmap import files
-from roadmap.config import RunConfig, to_dict
+from roadmap.config import RunConfig, micro_batches, to_dict
 from roadmap.errors import ConfigError
 from roadmap.losses import LossSpec
 from roadmap.registry import ModelPair, create_dataset, create_model
@@ -213,6 +213,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if config.batch % world_size:
         raise ConfigError(f"batch: {config.batch} does not split evenly over {world_size} ranks")
     part = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)  # this rank's slice
+    micro_D, micro_G = micro_batches(config, world_size)
     writer = rank == 0
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -294,7 +295,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
 
         # D and G steps.
         stats = training_iteration(pair, optimization, loss, step, gamma, Batch(real_D, labels_D, z_D),
-                                   Batch(real_G, labels_G, z_G), augment, world_size)
+                                   Batch(real_G, labels_G, z_G), augment, world_size, micro_D, micro_G)
         if config.grad_scaler:
             stats.update(loss_scale_D=optimization.scaler_D.get_scale(), loss_scale_G=optimization.scaler_G.get_scale())
         if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
