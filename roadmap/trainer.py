@@ -169,7 +169,7 @@ def _sample_real(data, config: RunConfig, rng, part: slice, device) -> tuple:
     """(reals, labels) of this rank's slice of a global batch drawn from the data RNG, x-flipped if asked."""
     real, labels = data.sample(config.batch, rng)
     real = real[part].to(device, non_blocking=True)
-    labels = labels[part].to(device) if labels is not None else None
+    labels = labels[part].to(device, non_blocking=True) if labels is not None else None
     return real, labels
 
 
@@ -234,7 +234,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
         torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
     data_rng = torch.Generator().manual_seed(config.seed * 2 + 1)
-    latent_rng = torch.Generator().manual_seed(config.seed * 2 + 2)
+    latent_rng = torch.Generator(device).manual_seed(config.seed * 2 + 2)  # z is drawn where it is used: no copy per step
     augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0
 
@@ -289,9 +289,9 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         # Data: every rank draws the global batches, then keeps its own slice; the G step gets a
         # second real batch, as in the official loop.
         real_D, labels_D = _sample_real(data, config, data_rng, part, device)
-        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
+        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
         real_G, labels_G = _sample_real(data, config, data_rng, part, device)
-        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
+        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
 
         # D and G steps.
         stats = training_iteration(pair, optimization, loss, step, gamma, Batch(real_D, labels_D, z_D),
