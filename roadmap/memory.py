@@ -106,3 +106,17 @@ def estimate(model: str, model_args: dict, micro_batch: int, loss: str = None, p
         penalties = spec.penalties if penalties is None else penalties
     static, d_phase, g_phase = _per_sample(model, json.dumps(model_args, sort_keys=True), loss, tuple(penalties), device)
     return MemoryEstimate(static, d_phase, g_phase, micro_batch)
+
+
+CONTEXT_BYTES = 2**30  # the CUDA context, cuDNN workspaces and the loader's pinned buffers, kept free
+USABLE = 0.9  # of the device's memory, the rest left to the caching allocator's fragmentation
+
+
+def choose_micro_batch(model: str, model_args: dict, share: int, memory_bytes: int, loss: str = None, penalties=None) -> int:
+    """The largest divisor of the rank's `share` of the batch whose estimated peak fits `memory_bytes`
+    (USABLE of it, less CONTEXT_BYTES); 1 when even one image per pass does not fit."""
+    budget = memory_bytes * USABLE - CONTEXT_BYTES
+    for size in sorted((d for d in range(1, share + 1) if share % d == 0), reverse=True):
+        if estimate(model, model_args, size, loss, penalties).peak <= budget:
+            return size
+    return 1

@@ -13,6 +13,7 @@ averaged over ranks, so N ranks follow the trajectory of one process with the gl
 (up to float reduction order). Only rank 0 writes files.
 """
 import copy
+import dataclasses
 import errno
 import hashlib
 import json
@@ -155,6 +156,24 @@ def set_tf32(device: torch.device, enabled: bool) -> None:
         torch.backends.cudnn.allow_tf32 = enabled
 
 
+def set_cudnn_benchmark(device: torch.device, enabled: bool) -> None:
+    """cuDNN autotuning of convolution kernels on CUDA (the official loop turns it on; shapes are fixed, so it pays)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = enabled
+
+
+def _with_default_micro_batch(config: RunConfig, loss: LossSpec, device: torch.device, world_size: int) -> RunConfig:
+    """On CUDA without batch_gpu: the largest micro-batch whose estimated peak (roadmap/memory.py) fits this
+    GPU's memory; elsewhere the config as it is (the whole share in one pass)."""
+    if device.type != "cuda" or config.batch_gpu is not None:
+        return config
+    from roadmap.memory import choose_micro_batch
+
+    size = choose_micro_batch(config.model, config.model_args, config.batch // world_size,
+                              torch.cuda.get_device_properties(device).total_memory, loss.loss, loss.penalties)
+    return dataclasses.replace(config, batch_gpu=size)
+
+
 def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
     """The 'bgc' augmentation at this step's probability (cosine ramp over the burn-in), or the identity at p = 0."""
     p = cosine_ramp(config.augment_p, nimg, burn_in_nimg)
@@ -213,17 +232,18 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if config.batch % world_size:
         raise ConfigError(f"batch: {config.batch} does not split evenly over {world_size} ranks")
     part = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)  # this rank's slice
-    micro_D, micro_G = micro_batches(config, world_size)
     writer = rank == 0
     if config.threads:
         torch.set_num_threads(config.threads)
     set_tf32(device, config.tf32)
+    set_cudnn_benchmark(device, config.cudnn_benchmark)
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
     loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
     resolved = dict(to_dict(config), **loss.as_dict())
     data = _build_data(config, device)
     _check_shapes(pair, data)
+    micro_D, micro_G = micro_batches(_with_default_micro_batch(config, loss, device, world_size), world_size)
     generator, discriminator = pair.generator.to(device), pair.discriminator.to(device)
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
     betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))

@@ -73,6 +73,7 @@ def run_list(args) -> int:
 def _plan(args, check_data: bool = True):
     from runners.experiment import check_resources, expand, load_experiment, parse_overrides, resources_for
     from runners.launch import check_batches
+    from runners.plan import check_micro_batches
 
     experiment = load_experiment(args.experiment)
     overrides = parse_overrides(args.overrides)
@@ -83,6 +84,7 @@ def _plan(args, check_data: bool = True):
     root = results_root(args)
     specs = expand(experiment, root, preset=args.preset, overrides=overrides, check_data=check_data)
     check_batches(specs, resources)
+    check_micro_batches(specs, resources)
     return experiment, specs, resources, root
 
 
@@ -119,6 +121,13 @@ def describe_state(spec) -> str:
     return state
 
 
+def _plan_key(config) -> str:
+    import json
+
+    return json.dumps([config.model, config.model_args, config.batch, config.batch_gpu, config.batch_gpu_G, config.loss,
+                       config.penalties, config.device], sort_keys=True, default=str)
+
+
 def run_experiment(args) -> int:
     from runners.experiment import analyses_of
     from runners.launch import launch, run_state
@@ -128,11 +137,15 @@ def run_experiment(args) -> int:
     executor = args.executor or "local"
     if args.dry_run:
         print(f"experiment {experiment.name}: {len(specs)} runs, executor {executor}, resources {resources}")
+        from runners.plan import rank_plan
+
+        plans = {}  # one estimate per distinct network and batch (seeds share it)
         for spec in specs:
             state = describe_state(spec)
             c = spec.config
             print(f"  {spec.experiment}/{spec.name}  [{state}]  model={c.model} dataset={c.dataset} "
                   f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch} device={c.device}")
+            print(f"    {plans.setdefault(_plan_key(c), rank_plan(c, resources))}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
         return 0
