@@ -40,6 +40,8 @@ class RunConfig:
     eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     augment_p: Ramp = 0.0  # probability of each 'bgc' augmentation (roadmap/augment.py); [a, b] = cosine a -> b over the burn-in
+    data_workers: int = 0  # image data sets: processes decoding batches ahead of the step (torch DataLoader); 0: decoded in the training process, the same images in the same order
+    data_prefetch: int = 2  # batches in flight per data worker
     cudnn_benchmark: bool = True  # cudnn.benchmark on CUDA (autotuned convolution kernels, as the official loop); false for reproducible kernel choice
     tf32: bool = False  # allow TF32 matmuls and convolutions on CUDA; off, as in the official training loop
     score_ticks: int = 0  # score the data set's own metric (modes/KL, FD, FID) every this many ticks into metrics.jsonl; 0: only at the end
@@ -112,6 +114,8 @@ def validate(config: RunConfig) -> RunConfig:
     check_number("burn_in_kimg", config.burn_in_kimg, 0.0)
     check_int("seed", config.seed, 0, MAX_SEED)
     check_int("threads", config.threads, 0)
+    check_int("data_workers", config.data_workers, 0)
+    check_int("data_prefetch", config.data_prefetch, 1)
     check_int("batch", config.batch, 1)
     check_int("checkpoint_ticks", config.checkpoint_ticks, 1)
     if config.duration_kimg * 1000 < config.batch:  # shorter than one step: nothing trains, yet the run "completes"

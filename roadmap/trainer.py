@@ -184,8 +184,10 @@ def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
     return (lambda x: augment(x, p, generator=rng)), p
 
 
-def _sample_real(data, config: RunConfig, rng, part: slice, device) -> tuple:
+def _sample_real(data, config: RunConfig, rng, part: slice, device, loader=None) -> tuple:
     """(reals, labels) of this rank's slice of a global batch drawn from the data RNG, x-flipped if asked."""
+    if loader is not None:  # image data sets: decoded ahead, this rank's slice only (roadmap/loader.py)
+        return loader.next(rng)
     real, labels = data.sample(config.batch, rng)
     real = real[part].to(device, non_blocking=True)
     labels = labels[part].to(device, non_blocking=True) if labels is not None else None
@@ -274,6 +276,11 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     board = _open_tensorboard(config, run_dir) if writer else None
+    loader = None
+    if callable(getattr(data, "decode", None)):  # after resuming: the loader copies the data generator's state
+        from roadmap.loader import ImageLoader
+
+        loader = ImageLoader(data, config.batch, part, data_rng, device, config.data_workers, config.data_prefetch)
 
     def save():
         files.save_checkpoint(run_dir, dict(
@@ -308,9 +315,9 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
 
         # Data: every rank draws the global batches, then keeps its own slice; the G step gets a
         # second real batch, as in the official loop.
-        real_D, labels_D = _sample_real(data, config, data_rng, part, device)
+        real_D, labels_D = _sample_real(data, config, data_rng, part, device, loader)
         z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
-        real_G, labels_G = _sample_real(data, config, data_rng, part, device)
+        real_G, labels_G = _sample_real(data, config, data_rng, part, device, loader)
         z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
 
         # D and G steps.
