@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="re-run from scratch: completed and diverged runs, and runs whose folder holds other settings")
     parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bars")
+    parser.add_argument("--no-analyses", action="store_true", help="skip the experiment's analyses (e.g. the real-data ceiling row)")
     parser.set_defaults(handler=run_experiment)
 
     parser = subparsers.add_parser("status", help="state and progress of each run of an experiment")
@@ -153,7 +154,7 @@ def run_experiment(args) -> int:
     from roadmap.trainer import git_commit
 
     started, commit = time.time(), git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
-    for name, options, folder in analyses_of(experiment, root):
+    for name, options, folder in ([] if args.no_analyses else analyses_of(experiment, root)):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
                      lines=not sys.stdout.isatty())
