@@ -149,6 +149,35 @@ def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL
     return torch.cat(chunks)
 
 
+def rank_seed(seed: int, rank: int, stream: str, step: int = 0) -> int:
+    """A seed of its own for `rank`'s `stream` (64 bits of a hash), for ranks other than 0."""
+    digest = hashlib.sha256(f"{seed}/{rank}/{stream}/{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _rank_streams(config: RunConfig, rank: int, step: int, augment_rng) -> None:
+    """Per-rank randomness, as the official code seeds each rank: the augmentation's draws and the global
+    torch stream (Config A's noise and style mixing, the path length noise) differ from rank to rank.
+    Rank 0 keeps the single-process streams, so one process is exactly the run it was. The data and
+    latent generators stay shared: every rank draws the global batch and keeps its slice. Only rank 0's
+    states reach the checkpoint, so a resumed rank > 0 starts fresh streams from (seed, rank, step)."""
+    if rank == 0:
+        return
+    torch.manual_seed(rank_seed(config.seed, rank, "torch", step))
+    augment_rng.manual_seed(rank_seed(config.seed, rank, "augment", step))
+
+
+def broadcast_from_rank0(modules, world_size: int) -> None:
+    """Every rank starts from rank 0's parameters and buffers (the official loop broadcasts them too):
+    the same seed builds the same weights, but nothing else would guarantee it."""
+    if world_size == 1:
+        return
+    with torch.no_grad():
+        for module in modules:
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+
 def set_tf32(device: torch.device, enabled: bool) -> None:
     """TF32 matmuls and convolutions on CUDA: off unless asked (the official loop turns them off for accuracy)."""
     if device.type == "cuda":
@@ -276,6 +305,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     board = _open_tensorboard(config, run_dir) if writer else None
+    _rank_streams(config, rank, step, augment_rng)
+    broadcast_from_rank0((generator, discriminator, generator_ema), world_size)
     loader = None
     if callable(getattr(data, "decode", None)):  # after resuming: the loader copies the data generator's state
         from roadmap.loader import ImageLoader
