@@ -149,8 +149,11 @@ class TrainingJob:
         # The `r3bench run` process of a local job: the job ends when it is gone (kill -9 included).
         self.parent_pid = parent_pid
 
-    def __call__(self, specs: list) -> list:
+    def __call__(self, specs: list, cuda_devices: str = None) -> list:
         import faulthandler
+
+        if cuda_devices is not None:  # the local executor's GPU for this job (round robin), before CUDA starts
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
 
         import torch
 
@@ -276,7 +279,8 @@ def _record_job(run_dir, world_size: int = 1) -> None:
         except (OSError, ValueError):
             pass
     same_job = previous.get("job_id") == record["job_id"] and record["job_id"] is not None
-    record.update(pid=os.getpid(), world_size=world_size, starts=previous.get("starts", 0) + 1 if same_job else 1)
+    record.update(pid=os.getpid(), world_size=world_size, starts=previous.get("starts", 0) + 1 if same_job else 1,
+                  cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     files.write_json(path, record)
 
 
@@ -414,6 +418,26 @@ class _QuietControllers:
         self.log.close()
 
 
+def _host_gpus() -> list:
+    """This host's GPUs as CUDA_VISIBLE_DEVICES names them (that variable's list, else 0..count-1)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [name for name in visible.split(",") if name.strip()]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]  # NVML: no CUDA context in this process
+
+
+def local_gpu_slots(jobs: int, resources: dict, host_gpus: list) -> list:
+    """CUDA_VISIBLE_DEVICES of each local job: its gpus_per_node GPUs dealt round robin over the host's,
+    so parallel jobs do not all land on GPU 0 (submitit's local executor gives each the first ones);
+    None each where there is nothing to deal (no GPU asked, several ranks per job, or no more GPUs than a job takes)."""
+    per_job = resources.get("gpus_per_node", 0)
+    if not per_job or world_size(resources) > 1 or len(host_gpus) <= per_job:
+        return [None] * jobs
+    return [",".join(host_gpus[(job * per_job + k) % len(host_gpus)] for k in range(per_job)) for job in range(jobs)]
+
+
 def submit(specs, kind: str, resources: dict, folder) -> list:
     """Submit the runs; local: one job per worker (runs dealt round-robin), else one array task per run."""
     chunks = _chunks(specs, kind, resources)
@@ -423,7 +447,8 @@ def submit(specs, kind: str, resources: dict, folder) -> list:
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
     if kind == "local":
         with _QuietControllers(folder):
-            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
+            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks],
+                                      local_gpu_slots(len(chunks), resources, _host_gpus()))
         for local_job in jobs:  # submitit waits 15 s for a missing result file (shared file systems); here it is local
             for task in [local_job, *local_job._sub_jobs]:
                 task._results_timeout_s = LOCAL_RESULTS_TIMEOUT_S
