@@ -138,15 +138,33 @@ def _set_random_state(state: dict, data_rng, latent_rng, augment_rng) -> None:
 
 def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
     """n samples from `generator` with fixed latents (and uniform labels when conditional), on CPU."""
+    return torch.cat([chunk.cpu() for chunk in generate_chunks(generator, latent_dim, num_classes, n, device, batch, seed)])
+
+
+def generate_chunks(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
+    """The samples of `generate`, the same numbers, as float chunks of `batch` left on `device` (streaming evaluation)."""
     rng = torch.Generator().manual_seed(seed)
-    chunks = []
     with torch.no_grad():
         for start in range(0, n, batch):
             size = min(batch, n - start)
             z = torch.randn(size, latent_dim, generator=rng).to(device)
             labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
-            chunks.append(generator(z, labels).float().cpu())
-    return torch.cat(chunks)
+            yield generator(z, labels).float()
+
+
+class Samples:
+    """What a data set's `evaluate` gets: called with n, all n samples on the CPU (every data set);
+    `chunks(n)` yields the same samples chunk by chunk on `device`, so an evaluation that streams
+    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device."""
+
+    def __init__(self, generator, latent_dim: int, num_classes: int, device):
+        self.generator, self.latent_dim, self.num_classes, self.device = generator, latent_dim, num_classes, device
+
+    def __call__(self, n: int) -> torch.Tensor:
+        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device)
+
+    def chunks(self, n: int):
+        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device)
 
 
 def rank_seed(seed: int, rank: int, stream: str, step: int = 0) -> int:
@@ -322,8 +340,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time, config=resolved,
         ))
 
-    def sample(n):
-        return generate(generator_ema, pair.latent_dim, data.num_classes, n, device)
+    sample = Samples(generator_ema, pair.latent_dim, data.num_classes, device)
 
     # Main loop.
     duration_nimg = int(config.duration_kimg * 1000)
