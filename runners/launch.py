@@ -22,6 +22,7 @@ a local worker exits when its `r3bench run` is gone (kill -9). A job that dies o
 Multi-GPU: with `tasks_per_node` (x `nodes`) > 1, submitit starts one task per rank and each
 task joins torch.distributed (NCCL on GPUs, gloo on CPU) before training; see roadmap/trainer.py.
 """
+import datetime
 import json
 import os
 import shutil
@@ -243,6 +244,9 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=poll, name="r3bench-parent-watch", daemon=True).start()
 
 
+COLLECTIVE_TIMEOUT_MIN = 240  # longest wait of a rank in a collective (rank 0's final evaluation included)
+
+
 def _join_process_group() -> tuple:
     """(rank, world size); with several submitit tasks, join torch.distributed first."""
     import submitit
@@ -258,7 +262,10 @@ def _join_process_group() -> tuple:
     # One GPU per rank: CUDA_VISIBLE_DEVICES = local rank, set before anything touches CUDA
     # (harmless on CPU hosts, where the gloo backend is used).
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
-    torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    # Only rank 0 evaluates at the end of a run while the others wait in the next run's first collective:
+    # the timeout must outlast an evaluation (FID-50k at 256 px), not NCCL's default 10 minutes.
+    torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo",
+                                         timeout=datetime.timedelta(minutes=COLLECTIVE_TIMEOUT_MIN))
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
