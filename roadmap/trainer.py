@@ -302,7 +302,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     optimization = Optimization(
         torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
         torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
-    data_rng = torch.Generator().manual_seed(config.seed * 2 + 1)
+    # A data set that lives on the device (Stacked MNIST on CUDA) draws its batches there; others on the host.
+    data_rng = torch.Generator(device if callable(getattr(data, "to", None)) else "cpu").manual_seed(config.seed * 2 + 1)
     latent_rng = torch.Generator(device).manual_seed(config.seed * 2 + 2)  # z is drawn where it is used: no copy per step
     augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0

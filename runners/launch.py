@@ -195,7 +195,7 @@ class TrainingJob:
                 torch.distributed.destroy_process_group()
         return summaries
 
-    def checkpoint(self, specs: list):
+    def checkpoint(self, specs: list, cuda_devices: str = None):
         """Called by submitit on preemption or timeout: requeue this same job.
 
         Nothing is saved here: the signal arrives in the middle of a step, where the state is
@@ -208,7 +208,7 @@ class TrainingJob:
         import submitit
 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return submitit.helpers.DelayedSubmission(self, specs)
+        return submitit.helpers.DelayedSubmission(self, specs, *([] if cuda_devices is None else [cuda_devices]))
 
 
 def _claim(run_lock, config_values: dict, run_dir):
@@ -454,8 +454,9 @@ def submit(specs, kind: str, resources: dict, folder) -> list:
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
     if kind == "local":
         with _QuietControllers(folder):
-            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks],
-                                      local_gpu_slots(len(chunks), resources, _host_gpus()))
+            payloads = [[_payload(s) for s in chunk] for chunk in chunks]
+            slots = local_gpu_slots(len(chunks), resources, _host_gpus() if resources.get("gpus_per_node") else [])
+            jobs = executor.map_array(job, payloads, slots) if any(slots) else executor.map_array(job, payloads)
         for local_job in jobs:  # submitit waits 15 s for a missing result file (shared file systems); here it is local
             for task in [local_job, *local_job._sub_jobs]:
                 task._results_timeout_s = LOCAL_RESULTS_TIMEOUT_S

@@ -31,3 +31,10 @@ def test_parallel_local_jobs_see_different_gpus(tmp_path, monkeypatch):
     seen = sorted(files.read_json(out / "two" / f"seed{seed}" / "job.json")["cuda_visible_devices"] for seed in (0, 1))
     assert seen == ["0", "1"]
     assert all(json.loads((out / "two" / f"seed{seed}" / "summary.json").read_text())["status"] == "completed" for seed in (0, 1))
+
+
+def test_a_requeued_job_keeps_its_gpu():
+    job = launch.TrainingJob()
+    specs = [({"seed": 1}, "/tmp/a")]
+    assert job.checkpoint(specs, "1").args == (specs, "1")
+    assert job.checkpoint(specs).args == (specs,)
