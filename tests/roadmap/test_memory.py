@@ -10,6 +10,7 @@ import os
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ FACTOR = 1.5
 
 
 def _measure(model: str, model_args: dict, batch: int) -> int:
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=os.getcwd())
+    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     out = subprocess.run([sys.executable, __file__, model, json.dumps(model_args), str(batch)], capture_output=True, text=True,
                          env=environment, timeout=600, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["growth"]
@@ -32,7 +33,9 @@ def _measure(model: str, model_args: dict, batch: int) -> int:
     ("E", dict(preset="stackedmnist", width=0.125), 32),
 ])
 def test_estimate_within_a_factor_of_the_measured_cpu_peak(model, model_args, batch):
-    measured = _measure(model, model_args, batch)
+    # The smaller of two fresh processes: a process's RSS can only overstate the step's own memory (the
+    # allocator keeping freed pages, kernels loaded lazily), and once in a full suite run it did (x3.7).
+    measured = min(_measure(model, model_args, batch) for _ in range(2))
     predicted = estimate(model, model_args, batch).peak
     assert measured > 100 * 2**20  # the step's own memory dominates the measurement's noise
     assert 1 / FACTOR <= predicted / measured <= FACTOR, (predicted, measured)

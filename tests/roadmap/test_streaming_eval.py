@@ -5,6 +5,7 @@ import os
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def test_streaming_fid_is_the_whole_tensor_fid(tmp_path):
 
 
 def _peak_growth(n: int, folder) -> int:
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=os.getcwd())
+    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     if os.access("/dev/shm", os.W_OK):  # the PNGs in memory-backed files (not in the process's RSS): 100k files in ~30 s, not minutes
         environment["TMPDIR"] = "/dev/shm"
     out = subprocess.run([sys.executable, __file__, str(n), str(folder)], capture_output=True, text=True, timeout=900,
