@@ -10,7 +10,7 @@ estimate = static + micro-batch x (per-sample graph of the larger phase) x TRANS
   each storage once; the graph grows linearly with the micro-batch;
 - TRANSIENT: a margin for what the saved graph leaves out (the backward's gradient buffers, the
   CUDA caching allocator's rounding and fragmentation). Calibration on the CPU (fp32, plain
-  operators, the process's peak RSS growth over one step): the saved graph plus static alone came
+  operators, the process's peak RSS (VmHWM) growth over one step): the saved graph plus static alone came
   within 3-10% of the measured growth for E at widths 1/8 and 1/4 and the small ResNet (2026-12-02);
   tests/roadmap/test_memory.py keeps the estimate within a factor of 1.5 of that measurement;
 - not included: the CUDA context and cuDNN workspaces (~0.5-1 GiB), the allocator's fragmentation,

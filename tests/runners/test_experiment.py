@@ -290,7 +290,7 @@ CPU_COMMON = dict(augment_p=0.0, batch=64, beta2=[0.9, 0.99], burn_in_kimg=12, c
                   ema_half_life_kimg=[0, 5], eval_samples=None, gamma=[1.0, 0.1], grad_scaler=False, lazy_interval=1,
                   logger="jsonl", loss="rpgan", lr=0.0005, penalties=["r1", "r2"], preset=None, score_samples=1000,
                   score_ticks=2, seed=0, tf32=False, threads=1, tick_kimg=4, xflip=False,
-                  batch_gpu=None, batch_gpu_G=None, cudnn_benchmark=True)  # fields added since (issue 22), at their defaults
+                  batch_gpu=None, batch_gpu_G=None, cudnn_benchmark=True, data_workers=0, data_prefetch=2)  # fields added since (issue 22), at their defaults
 
 
 @pytest.mark.parametrize("name, first", [
