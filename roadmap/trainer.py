@@ -211,13 +211,14 @@ def set_cudnn_benchmark(device: torch.device, enabled: bool) -> None:
 
 def _with_default_micro_batch(config: RunConfig, loss: LossSpec, device: torch.device, world_size: int) -> RunConfig:
     """On CUDA without batch_gpu: the largest micro-batch whose estimated peak (roadmap/memory.py) fits this
-    GPU's memory; elsewhere the config as it is (the whole share in one pass)."""
+    GPU's memory (its share of it when local jobs share the GPU); elsewhere the config as it is (one pass)."""
     if device.type != "cuda" or config.batch_gpu is not None:
         return config
     from roadmap.memory import choose_micro_batch
 
+    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/launch.py)
     size = choose_micro_batch(config.model, config.model_args, config.batch // world_size,
-                              torch.cuda.get_device_properties(device).total_memory, loss.loss, loss.penalties)
+                              torch.cuda.get_device_properties(device).total_memory // share, loss.loss, loss.penalties)
     return dataclasses.replace(config, batch_gpu=size)
 
 
@@ -323,6 +324,9 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         files.write_text(run_dir / "log.txt", f"# {run_dir.name}: resolved settings\n" + yaml.safe_dump(resolved, sort_keys=False))
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        if micro_D > 1 or micro_G > 1:  # chosen here when batch_gpu is unset on CUDA: say what ran
+            share = config.batch // world_size
+            _log(run_dir, f"micro-batches per rank: D {micro_D} x {share // micro_D}, G {micro_G} x {share // micro_G} images")
     board = _open_tensorboard(config, run_dir) if writer else None
     _rank_streams(config, rank, step, augment_rng)
     broadcast_from_rank0((generator, discriminator, generator_ema), world_size)

@@ -143,18 +143,22 @@ class TrainingJob:
     settings, is skipped with one line (and a summary dict with status `skipped`).
     """
 
-    def __init__(self, cpus_per_task: int = 1, parent_pid: int = None):
+    def __init__(self, cpus_per_task: int = 1, parent_pid: int = None, gpu_share: int = 1):
         # torch threads per task (a run's own `threads` wins): submitit's local executor exports no
         # CPU count, and torch's default of one thread per core is many times slower on a shared machine.
         self.cpus_per_task = cpus_per_task
         # The `r3bench run` process of a local job: the job ends when it is gone (kill -9 included).
         self.parent_pid = parent_pid
+        # Local jobs sharing one GPU: each sizes its default micro-batch for this fraction of the memory.
+        self.gpu_share = gpu_share
 
     def __call__(self, specs: list, cuda_devices: str = None) -> list:
         import faulthandler
 
         if cuda_devices is not None:  # the local executor's GPU for this job (round robin), before CUDA starts
             os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
+        if self.gpu_share > 1:
+            os.environ["R3BENCH_GPU_SHARE"] = str(self.gpu_share)  # read by roadmap.trainer's default micro-batch
 
         import torch
 
@@ -445,11 +449,21 @@ def local_gpu_slots(jobs: int, resources: dict, host_gpus: list) -> list:
     return [",".join(host_gpus[(job * per_job + k) % len(host_gpus)] for k in range(per_job)) for job in range(jobs)]
 
 
+def local_gpu_share(jobs: int, resources: dict, host_gpus: list) -> int:
+    """How many local jobs run on each GPU at once (e.g. `table3 --preset gpu`: 3 on one GPU): 1 unless
+    parallel jobs outnumber the host's GPUs."""
+    per_job = resources.get("gpus_per_node", 0)
+    if not per_job or not host_gpus or world_size(resources) > 1:
+        return 1
+    return max(1, -(-jobs * per_job // len(host_gpus)))
+
+
 def submit(specs, kind: str, resources: dict, folder) -> list:
     """Submit the runs; local: one job per worker (runs dealt round-robin), else one array task per run."""
     chunks = _chunks(specs, kind, resources)
     executor = make_executor(kind, folder, resources, jobs_per_task=max(len(chunk) for chunk in chunks))
-    job = TrainingJob(resources.get("cpus_per_task", 1), parent_pid=os.getpid() if kind == "local" else None)
+    share = local_gpu_share(len(chunks), resources, _host_gpus() if kind == "local" and resources.get("gpus_per_node") else [])
+    job = TrainingJob(resources.get("cpus_per_task", 1), parent_pid=os.getpid() if kind == "local" else None, gpu_share=share)
     if kind == "debug":  # in-process, one after the other
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
     if kind == "local":

@@ -38,3 +38,26 @@ def test_a_requeued_job_keeps_its_gpu():
     specs = [({"seed": 1}, "/tmp/a")]
     assert job.checkpoint(specs, "1").args == (specs, "1")
     assert job.checkpoint(specs).args == (specs,)
+
+
+def test_jobs_sharing_a_gpu_size_their_micro_batch_for_their_share(monkeypatch):
+    import types
+
+    import torch
+
+    from roadmap import trainer
+    from roadmap.config import resolve
+    from roadmap.losses import LossSpec
+
+    assert launch.local_gpu_share(3, dict(gpus_per_node=1), ["0"]) == 3  # table3 --preset gpu: 3 E runs on one GPU
+    assert launch.local_gpu_share(3, dict(gpus_per_node=1), ["0", "1", "2"]) == 1
+    assert launch.local_gpu_share(4, dict(gpus_per_node=1), ["0", "1"]) == 2
+    assert launch.local_gpu_share(3, dict(gpus_per_node=0), []) == 1
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: types.SimpleNamespace(total_memory=80 * 2**30))
+    config = resolve(dict(model="E", model_args=dict(preset="stackedmnist", width=1.0, precision="bf16"), batch=512))
+    loss = LossSpec("rpgan", ("r1", "r2"), 1)
+    alone = trainer._with_default_micro_batch(config, loss, torch.device("cuda"), 1).batch_gpu
+    monkeypatch.setenv("R3BENCH_GPU_SHARE", "3")
+    shared = trainer._with_default_micro_batch(config, loss, torch.device("cuda"), 1).batch_gpu
+    assert alone == 256 and shared == 64  # ~63 GiB alone; three jobs of ~16 GiB fit in 80 GB together
+    assert trainer._with_default_micro_batch(config, loss, torch.device("cpu"), 1).batch_gpu is None  # CPU: one pass
