@@ -17,7 +17,12 @@ aliased for fractional transforms. The sampling grid is built in float64 from ex
 centers (not affine_grid), so blit-only matrices land exactly on pixel centers and flips,
 quarter turns and integer shifts are bit-exact for power-of-two sizes (whose centers are exact
 binary fractions in grid_sample's normalized coordinates); other sizes are exact to an ulp.
+
+Constants (matrix entries, the pixel grid, the luma axis) are made once per device, size and dtype
+and kept: built from Python numbers on every call, each would be a blocking host-to-device copy on
+a GPU (four augment calls a step); a step then only launches kernels.
 """
+import functools
 import math
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
@@ -72,9 +77,45 @@ class _Draw:
         return torch.where(self.uniform() < probability, value, torch.full_like(value, neutral))
 
 
+@functools.lru_cache(maxsize=None)
+def _constant_of(bits: str, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(float.fromhex(bits), dtype=torch.float64, device=device)
+
+
+def _constant(value: float, device: torch.device) -> torch.Tensor:
+    """A float64 0-d tensor holding `value` on `device`, made once (the same bits as torch.as_tensor(value));
+    keyed by the exact bits, since 0.0 == -0.0 would share a cache entry."""
+    return _constant_of(float(value).hex(), device)
+
+
+@functools.lru_cache(maxsize=None)
+def _vector(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """torch.tensor(values) on `device`, made once."""
+    return torch.tensor(values, device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _pixel_centers(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """[H*W, 3] homogeneous output pixel centers in centered coordinates (float64), made once."""
+    ys = torch.arange(height, dtype=torch.float64, device=device) - (height - 1) / 2
+    xs = torch.arange(width, dtype=torch.float64, device=device) - (width - 1) / 2
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy, torch.ones_like(xx)], -1).reshape(-1, 3)
+
+
+@functools.lru_cache(maxsize=None)
+def _luma_axis(device: torch.device) -> tuple:
+    """(identity 4x4, gray axis v, v v^T, the cross-product matrix of v) in float64 on `device`, made once."""
+    eye = torch.eye(4, dtype=torch.float64, device=device)
+    v = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64, device=device) / math.sqrt(3)
+    cross = _matrix([[0, -v[2], v[1], 0], [v[2], 0, -v[0], 0], [-v[1], v[0], 0, 0], [0, 0, 0, 0]], 1, device)
+    return eye, v, torch.outer(v, v), cross
+
+
 def _matrix(rows, n: int, device) -> torch.Tensor:
     """[n, k, k] matrices from a k x k nested list of scalars or [n] tensors."""
-    return torch.stack([torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).expand(n)
+    return torch.stack([torch.stack([(v if isinstance(v, torch.Tensor) else _constant(v, device))
+                                     .to(dtype=torch.float64, device=device).expand(n)
                                      for v in row], -1) for row in rows], -2)
 
 
@@ -111,8 +152,7 @@ def draw_geometry(n: int, p: float, height: int, width: int, generator: Optional
     G = G @ _rotate(pi / 2 * par["rotate90"], n, device, exact=True)
     gate = d.uniform() < s.xint * p
     t = torch.stack([(d.uniform() * 2 - 1), (d.uniform() * 2 - 1)], -1) * s.xint_max
-    par["xint"] = torch.where(gate[:, None], torch.round(t * torch.tensor([width, height], device=device,
-                                                                          dtype=t.dtype)), 0.0)
+    par["xint"] = torch.where(gate[:, None], torch.round(t * _vector((width, height), device, t.dtype)), 0.0)
     G = G @ _translate(-par["xint"][:, 0], -par["xint"][:, 1], n, device)
     par["scale"] = d.gate(torch.exp2(d.normal() * s.scale_std), s.scale * p, 1.0)
     G = G @ _scale(1 / par["scale"], 1 / par["scale"], n, device)
@@ -128,8 +168,7 @@ def draw_geometry(n: int, p: float, height: int, width: int, generator: Optional
     G = G @ _rotate(-par["rotate_post"], n, device)
     gate = d.uniform() < s.xfrac * p
     t = torch.stack([d.normal(), d.normal()], -1) * s.xfrac_std
-    par["xfrac"] = torch.where(gate[:, None], t * torch.tensor([width, height], device=device,
-                                                                dtype=t.dtype), 0.0)
+    par["xfrac"] = torch.where(gate[:, None], t * _vector((width, height), device, t.dtype), 0.0)
     G = G @ _translate(-par["xfrac"][:, 0], -par["xfrac"][:, 1], n, device)
     return G, par
 
@@ -140,9 +179,7 @@ def draw_color(n: int, p: float, generator: Optional[torch.Generator] = None, de
     Hue and saturation need color, so they stay neutral when channels == 1 (as officially)."""
     device = torch.device(device if device is not None else "cpu")
     d, s = _Draw(n, generator, device), strengths
-    eye = torch.eye(4, dtype=torch.float64, device=device)
-    v = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64, device=device) / math.sqrt(3)  # luma axis
-    vv = torch.outer(v, v)
+    eye, v, vv, cross = _luma_axis(device)  # v: the luma (gray) axis
     par = {}
     par["brightness"] = d.gate(d.normal() * s.brightness_std, s.brightness * p, 0.0)
     b = par["brightness"]
@@ -157,7 +194,6 @@ def draw_color(n: int, p: float, generator: Optional[torch.Generator] = None, de
     par["hue"] = d.gate((d.uniform() * 2 - 1) * math.pi * s.hue_max, hue_on, 0.0)
     # Rodrigues rotation by the hue angle about the gray axis (4x4, the offset column untouched).
     cos, sin = torch.cos(par["hue"])[:, None, None], torch.sin(par["hue"])[:, None, None]
-    cross = _matrix([[0, -v[2], v[1], 0], [v[2], 0, -v[0], 0], [-v[1], v[0], 0, 0], [0, 0, 0, 0]], 1, device)
     rot = cos * (eye - vv) + sin * cross + vv
     rot[:, 3, 3] = 1.0
     C = rot @ C
@@ -182,12 +218,9 @@ def augment(images: torch.Tensor, p: float, generator: Optional[torch.Generator]
     # Our own grid rather than affine_grid (whose linspace base is off by an ulp): output pixel
     # centers in centered coordinates, mapped by G in float64, then scaled to grid_sample's
     # normalized coordinates (align_corners=False: edges at -1 and +1, one pixel = 2 / size).
-    ys = torch.arange(height, dtype=torch.float64, device=images.device) - (height - 1) / 2
-    xs = torch.arange(width, dtype=torch.float64, device=images.device) - (width - 1) / 2
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    points = torch.stack([xx, yy, torch.ones_like(xx)], -1).reshape(-1, 3)  # [H*W, 3]
+    points = _pixel_centers(height, width, images.device)  # [H*W, 3]
     source = (points @ G[:, :2, :].transpose(1, 2)).reshape(n, height, width, 2)
-    grid = (source * torch.tensor([2 / width, 2 / height], dtype=torch.float64, device=images.device))
+    grid = source * _vector((2 / width, 2 / height), images.device, torch.float64)
     grid = grid.to(images.dtype)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     C, _ = draw_color(n, p, generator, images.device, strengths, channels)

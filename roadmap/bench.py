@@ -5,13 +5,16 @@ One iteration is the trainer's own function, roadmap.step.training_iteration: th
 step, then the G step (+ Config A's path length penalty on its interval) + Adam step. Real
 images are random tensors of the preset's shape (data loading is not measured; the same
 tensor serves as D's and G's real batch). The step counter starts at
-0 with the warm-up, as in training.
+0 with the warm-up, as in training. The speed settings are the trainer's: TF32 as RunConfig.tf32
+(off unless asked), cudnn.benchmark as RunConfig.cudnn_benchmark (on), micro-batches as batch_gpu;
+the result says which ran, beside the peak memory that roadmap/memory.py estimates.
 """
 import resource
 import time
 
 import torch
 
+from roadmap.config import RunConfig
 from roadmap.errors import ConfigError
 from roadmap.presets import NUM_CLASSES, PRESETS
 from roadmap.registry import create_model
@@ -41,7 +44,8 @@ def _synchronize(device):
 
 
 def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, steps: int = 5, warmup: int = 2,
-              device: str = "cpu", precision: str = "fp32", gamma: float = 1.0, channels_last: bool = False, seed: int = 0) -> dict:
+              device: str = "cpu", precision: str = "fp32", gamma: float = 1.0, channels_last: bool = False, seed: int = 0,
+              tf32: bool = RunConfig.tf32, cudnn_benchmark: bool = RunConfig.cudnn_benchmark, batch_gpu: int = None) -> dict:
     """Seconds per training iteration and images per second (real images shown to D) after `warmup` iterations."""
     for name, value in (("batch", batch), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -52,9 +56,16 @@ def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, step
         raise ConfigError(f"device: expected cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: cuda requested but CUDA is not available")
+    if batch_gpu is not None and (isinstance(batch_gpu, bool) or not isinstance(batch_gpu, int) or batch_gpu < 1 or batch % batch_gpu):
+        raise ConfigError(f"batch_gpu: must be an integer >= 1 dividing the batch {batch}, got {batch_gpu!r}")
+    from roadmap.trainer import set_cudnn_benchmark, set_tf32
+
     torch.manual_seed(seed)
     pair = create_model(config, preset=preset, width=width, precision=precision)
     device = torch.device(device)
+    set_tf32(device, tf32)  # as the trainer: the same numbers and speed as a training run with these settings
+    set_cudnn_benchmark(device, cudnn_benchmark)
+    micro = 1 if batch_gpu is None else batch // batch_gpu
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     generator = pair.generator.to(device, memory_format=memory_format)
     discriminator = pair.discriminator.to(device, memory_format=memory_format)
@@ -71,7 +82,8 @@ def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, step
     def iteration(step):
         z_D = torch.randn(batch, pair.latent_dim, device=device)
         z_G = torch.randn(batch, pair.latent_dim, device=device)
-        training_iteration(pair, optimization, loss, step, gamma, Batch(real, labels, z_D), Batch(real, labels, z_G))
+        training_iteration(pair, optimization, loss, step, gamma, Batch(real, labels, z_D), Batch(real, labels, z_G),
+                           micro_batches_D=micro, micro_batches_G=micro)
 
     for step in range(warmup):
         iteration(step)
@@ -86,4 +98,16 @@ def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, step
     return dict(config=config, preset=preset, width=width, batch=batch, steps=steps, precision=precision,
                 img_per_s=batch / seconds, sec_per_iter=seconds, G_params=count_parameters(generator),
                 D_params=count_parameters(discriminator), peak_mem_mb=round(_peak_memory_mb(device), 1),
+                estimated_peak_mb=round(_estimated_peak_mb(config, preset, width, precision, batch // micro), 1),
+                micro_batch=batch // micro, tf32=tf32 and device.type == "cuda", cudnn_benchmark=cudnn_benchmark and device.type == "cuda",
                 device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
+
+
+def _estimated_peak_mb(config, preset, width, precision, micro_batch) -> float:
+    """roadmap/memory.py's estimate for this benchmark (the GPU path), to set beside the measured peak; NaN if unavailable."""
+    from roadmap.memory import estimate
+
+    try:
+        return estimate(config, dict(preset=preset, width=width, precision=precision), micro_batch).peak / 2**20
+    except (RuntimeError, NotImplementedError):
+        return float("nan")

@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 for the highest-resolution stages")
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA (training's tf32: true); off by default, as training")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true", help="cudnn.benchmark off (training's cudnn_benchmark: false)")
+    parser.add_argument("--batch-gpu", type=int, default=None, help="micro-batch (training's batch_gpu); default: the whole batch")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run_bench)
 
@@ -156,7 +159,8 @@ def run_bench(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = benchmark(args.config, args.preset, args.width, args.batch, args.steps, args.warmup, args.device,
-                           args.precision, channels_last=args.channels_last)
+                           args.precision, channels_last=args.channels_last, tf32=args.tf32,
+                           cudnn_benchmark=not args.no_cudnn_benchmark, batch_gpu=args.batch_gpu)
     except (MemoryError, torch.OutOfMemoryError) as error:
         raise ConfigError(f"out of memory on {args.device} (width {args.width:g}, batch {args.batch}): "
                           f"{(str(error).splitlines() or ['MemoryError'])[0][:120]}") from None
@@ -164,5 +168,7 @@ def run_bench(args) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['config']} @ {result['preset']}: {result['img_per_s']:.1f} img/s, {result['sec_per_iter'] * 1e3:.1f} ms/iter, "
-              f"G {result['G_params']:,} D {result['D_params']:,}, peak {result['peak_mem_mb']:.0f} MB ({result['device']})")
+              f"G {result['G_params']:,} D {result['D_params']:,}, peak {result['peak_mem_mb']:.0f} MB "
+              f"(estimate {result['estimated_peak_mb']:.0f} MB), micro-batch {result['micro_batch']}, "
+              f"TF32 {'on' if result['tf32'] else 'off'}, cudnn.benchmark {'on' if result['cudnn_benchmark'] else 'off'} ({result['device']})")
     return 0

@@ -28,6 +28,8 @@ class RunConfig:
     burn_in_kimg: float = 0.0  # length of the ramps, in thousands of real images shown to D
     duration_kimg: float = 256.0  # training length in thousands of real images shown to D
     batch: int = 64  # minibatch per step (global, across all ranks)
+    batch_gpu: Optional[int] = None  # images per forward/backward pass on one rank (the official batch_gpu): the rank's share runs in micro-batches of this size, gradients accumulated; None: the whole share at once
+    batch_gpu_G: Optional[int] = None  # the G phase's micro-batch (G has no double backward, so it fits more); None: batch_gpu
     tick_kimg: float = 8.0  # one metrics.jsonl line every this many kimg
     checkpoint_ticks: int = 4  # write checkpoint.pt every this many ticks (and at the end)
     seed: int = 0  # seeds weights, latents and data order; CPU runs are bitwise reproducible
@@ -38,6 +40,9 @@ class RunConfig:
     eval_samples: Optional[int] = None  # samples scored at the end; None: the data set's protocol
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     augment_p: Ramp = 0.0  # probability of each 'bgc' augmentation (roadmap/augment.py); [a, b] = cosine a -> b over the burn-in
+    data_workers: int = 0  # image data sets: processes decoding batches ahead of the step (torch DataLoader); 0: decoded in the training process, the same images in the same order
+    data_prefetch: int = 2  # batches in flight per data worker
+    cudnn_benchmark: bool = True  # cudnn.benchmark on CUDA (autotuned convolution kernels, as the official loop); false for reproducible kernel choice
     tf32: bool = False  # allow TF32 matmuls and convolutions on CUDA; off, as in the official training loop
     score_ticks: int = 0  # score the data set's own metric (modes/KL, FD, FID) every this many ticks into metrics.jsonl; 0: only at the end
     score_samples: Optional[int] = None  # samples per periodic score; None: the data set's default for periodic scoring
@@ -123,6 +128,8 @@ def validate(config: RunConfig) -> RunConfig:
     check_number("burn_in_kimg", config.burn_in_kimg, 0.0)
     check_int("seed", config.seed, 0, MAX_SEED)
     check_int("threads", config.threads, 0, MAX_THREADS)
+    check_int("data_workers", config.data_workers, 0)
+    check_int("data_prefetch", config.data_prefetch, 1)
     check_int("batch", config.batch, 1)
     check_int("checkpoint_ticks", config.checkpoint_ticks, 1)
     if config.duration_kimg * 1000 < config.batch:  # shorter than one step: nothing trains, yet the run "completes"
@@ -135,12 +142,12 @@ def validate(config: RunConfig) -> RunConfig:
     if any(v > 1 for v in (config.augment_p if isinstance(config.augment_p, (list, tuple)) else [config.augment_p])):
         raise ConfigError(f"augment_p: a probability must be <= 1, got {config.augment_p!r}")
     check_int("score_ticks", config.score_ticks, 0)
-    for name in ("score_samples", "eval_samples"):
+    for name in ("score_samples", "eval_samples", "batch_gpu", "batch_gpu_G"):
         if getattr(config, name) is not None:
             check_int(name, getattr(config, name), 1)
     if config.logger not in ("jsonl", "tensorboard"):
         raise unknown("logger", config.logger, ("jsonl", "tensorboard"))
-    for name in ("xflip", "grad_scaler", "tf32"):
+    for name in ("xflip", "grad_scaler", "tf32", "cudnn_benchmark"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name}: expected true or false, got {getattr(config, name)!r}")
     for name in ("model_args", "dataset_args"):
@@ -158,6 +165,24 @@ def validate(config: RunConfig) -> RunConfig:
         config.lazy_interval if config.lazy_interval is not None else 1,
     )
     return config
+
+
+def micro_batches(config: RunConfig, world_size: int = 1) -> tuple:
+    """(D phase, G phase) micro-batch counts per rank: the rank's share of `batch` over batch_gpu
+    (batch_gpu_G for G), a size at least the share meaning one pass; a share that does not split
+    into equal micro-batches is a ConfigError (statistics and gradients average equal parts)."""
+    share = config.batch // world_size
+    counts = []
+    for name in ("batch_gpu", "batch_gpu_G"):
+        size = getattr(config, name)
+        if name == "batch_gpu_G" and size is None:
+            size = config.batch_gpu
+        size = share if size is None else min(size, share)
+        if share % size:
+            raise ConfigError(f"{name}: {share} images per rank (batch {config.batch} over {world_size} ranks) "
+                              f"do not split into micro-batches of {size}")
+        counts.append(share // size)
+    return tuple(counts)
 
 
 def set_dotted(target: dict, dotted_key: str, value) -> None:

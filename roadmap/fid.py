@@ -17,6 +17,7 @@ import torch
 from roadmap.errors import unknown
 
 INCEPTION_METRIC = "fid"
+REAL_CHUNK = 1024  # real images decoded and written per chunk in the streaming path
 INCEPTION_FILE = "/tmp/inception-2015-12-05.pt"  # where clean-fid looks for (and downloads) its weights
 
 
@@ -56,15 +57,15 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def write_pngs(images: torch.Tensor, folder, chunk: int = 1024) -> None:
-    """Write images [N, 3, H, W] in [-1, 1] as folder/000000.png ..."""
+def write_pngs(images: torch.Tensor, folder, chunk: int = 1024, first: int = 0) -> None:
+    """Write images [N, 3, H, W] in [-1, 1] as folder/000000.png ... (numbered from `first`)."""
     from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(images), chunk):
         for offset, array in enumerate(to_uint8(images[start:start + chunk])):
-            Image.fromarray(array).save(folder / f"{start + offset:06d}.png")
+            Image.fromarray(array).save(folder / f"{first + start + offset:06d}.png")
 
 
 def _inception(device):
@@ -99,6 +100,14 @@ def frechet_distance(fake: torch.Tensor, real: torch.Tensor, features=None, devi
     features=None: Inception FID (raises FidUnavailable offline); else a registered feature network
     name, or a callable images -> features (reported as `fd_custom`).
     """
+    with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
+        write_pngs(fake, Path(folder) / "fake")
+        write_pngs(real, Path(folder) / "real")
+        return frechet_distance_of_folders(Path(folder) / "fake", Path(folder) / "real", features, device, batch_size, verbose)
+
+
+def frechet_distance_of_folders(fake, real, features=None, device="cpu", batch_size=256, verbose=False) -> dict:
+    """{metric: distance} between two folders of PNGs (clean-fid reads them in batches of `batch_size`)."""
     device = torch.device(device)
     if features is None:
         metric, extractor, resize = INCEPTION_METRIC, _inception(device), None
@@ -109,12 +118,8 @@ def frechet_distance(fake: torch.Tensor, real: torch.Tensor, features=None, devi
         extractor, resize = _custom_extractor(_feature_networks[features][1](), device), _identity_resize
     from cleanfid import fid as cleanfid
 
-    with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
-        write_pngs(fake, Path(folder) / "fake")
-        write_pngs(real, Path(folder) / "real")
-        value = cleanfid.compute_fid(str(Path(folder) / "fake"), str(Path(folder) / "real"), mode="clean",
-                                     custom_feat_extractor=extractor, custom_fn_resize=resize, num_workers=0,
-                                     batch_size=batch_size, device=device, verbose=verbose, use_dataparallel=False)
+    value = cleanfid.compute_fid(str(fake), str(real), mode="clean", custom_feat_extractor=extractor, custom_fn_resize=resize,
+                                 num_workers=0, batch_size=batch_size, device=device, verbose=verbose, use_dataparallel=False)
     return {metric: float(value)}
 
 
@@ -127,8 +132,27 @@ def real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
     return data.sample(n, generator)[0]
 
 
-def fid_against_data(generate, data, n: int, features=None, device="cpu") -> float:
-    """Metric value of generate(n) [n, 3, H, W] against n real samples of `data`."""
+def fid_against_data(generate, data, n: int, features=None, device=None) -> float:
+    """Metric value of generate(n) [n, 3, H, W] against n real samples of `data`.
+
+    Streaming when `generate` has `chunks(n)` (roadmap.trainer.Samples) and `data` reads images
+    by index: generated and real images go to PNG files one chunk at a time and clean-fid reads
+    them back in batches, so host memory holds a chunk, not n images (50k FFHQ-256 samples are
+    39 GB in float32); features are computed on `generate.device` (the training device). The
+    files, hence the value, are those of the whole-tensor path.
+    """
+    device = torch.device(device if device is not None else getattr(generate, "device", "cpu"))
     if features is None:
-        _inception(torch.device(device))  # fail fast offline, before generating n samples
-    return next(iter(frechet_distance(generate(n), real_samples(data, n), features, device).values()))
+        _inception(device)  # fail fast offline, before generating n samples
+    if not (callable(getattr(generate, "chunks", None)) and hasattr(data, "uint8")):
+        return next(iter(frechet_distance(generate(n), real_samples(data, n), features, device).values()))
+    with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
+        fake, real = Path(folder) / "fake", Path(folder) / "real"
+        start = 0
+        for chunk in generate.chunks(n):
+            write_pngs(chunk, fake, first=start)
+            start += len(chunk)
+        index = torch.randint(data.count, (n,), generator=torch.Generator().manual_seed(0))  # real_samples' draw
+        for begin in range(0, n, REAL_CHUNK):
+            write_pngs(data.uint8(index[begin:begin + REAL_CHUNK]).float() / 127.5 - 1.0, real, first=begin)
+        return next(iter(frechet_distance_of_folders(fake, real, features, device).values()))

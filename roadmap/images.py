@@ -9,6 +9,7 @@ Evaluation is clean-fid's Inception FID (roadmap.fid), `fid: null` when the weig
 import io
 import json
 import math
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -63,13 +64,27 @@ class ImageDataSet:
         return torch.stack([torch.as_tensor(self.read(int(i))) for i in index])
 
     def sample(self, batch_size: int, generator: torch.Generator):
-        index = torch.randint(self.count, (batch_size,), generator=generator)
+        index, flip = self.draw(batch_size, generator)
         images = self.uint8(index).float() / 127.5 - 1.0
-        if self.xflip:
-            flip = torch.rand(batch_size, generator=generator) < 0.5
+        if flip is not None:
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
         labels = self.labels[index] if self.num_classes else None
         return images, labels
+
+    def draw(self, batch_size: int, generator: torch.Generator):
+        """(image indices int64 [N], x-flips bool [N] or None): everything random about a batch, drawn from
+        `generator` as `sample` draws it, so that a loader (roadmap/loader.py) can decode the batch elsewhere."""
+        index = torch.randint(self.count, (batch_size,), generator=generator)
+        flip = torch.rand(batch_size, generator=generator) < 0.5 if self.xflip else None
+        return index, flip
+
+    def decode(self, index: torch.Tensor, flip) -> tuple:
+        """(uint8 [N, 3, R, R] with the flips applied, labels [N] or None) of drawn indices: the part of
+        `sample` that reads images, run in loader workers."""
+        images = self.uint8(index)
+        if flip is not None:
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        return images, self.labels[index] if self.num_classes else None
 
     def evaluate(self, generate, n: int = None) -> dict:
         """Inception FID (clean-fid) of n generated samples against the training images; null offline."""
@@ -128,13 +143,32 @@ def cifar10(root=None, resolution=None, preset=None, xflip=False, conditional=Tr
     return ImageDataSet("cifar10", len(images), lambda i: images[i], 32, labels, 10 if conditional else 0, xflip, fid_samples)
 
 
+class _ZipReader:
+    """A zip archive opened once per process: loader workers forked from the training process would
+    otherwise share one file offset and read each other's members."""
+
+    def __init__(self, path: Path):
+        self.path, self.pid, self.archive = path, None, None
+
+    def _open(self) -> zipfile.ZipFile:
+        if self.pid != os.getpid():
+            self.archive, self.pid = zipfile.ZipFile(self.path), os.getpid()
+        return self.archive
+
+    def namelist(self) -> list:
+        return self._open().namelist()
+
+    def read(self, name: str) -> bytes:
+        return self._open().read(name)
+
+
 def _list_images(path: Path):
     """(sorted relative names, reader(name) -> bytes) for a folder or a zip of images."""
     if path.is_dir():
         names = sorted(str(p.relative_to(path)).replace("\\", "/") for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         return names, lambda name: (path / name).read_bytes(), lambda name: (path / name).read_text() if (path / name).exists() else None
     if path.suffix.lower() == ".zip" and path.is_file():
-        archive = zipfile.ZipFile(path)
+        archive = _ZipReader(path)
         members = set(archive.namelist())
         names = sorted(n for n in members if Path(n).suffix.lower() in IMAGE_EXTENSIONS)
         return names, archive.read, lambda name: archive.read(name).decode() if name in members else None

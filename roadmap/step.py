@@ -15,6 +15,7 @@ from typing import Callable, Optional
 import torch
 import torch.distributed as dist
 
+from roadmap.errors import ConfigError
 from roadmap.losses import LossSpec, get_objective, input_gradient, regularization_weight, squared_norm
 from roadmap.networks import cpu_ops
 from roadmap.networks.layers import uses_cpu_ops
@@ -176,20 +177,66 @@ def average_gradients(module: torch.nn.Module, world_size: int) -> None:
         offset += g.numel()
 
 
+def split(batch: Batch, count: int) -> list:
+    """`count` equal micro-batches of `batch` (the official loop's batch_gpu rounds), in order; [batch] for 1."""
+    if count == 1:
+        return [batch]
+    size = batch.real.shape[0]
+    if size % count:
+        raise ConfigError(f"batch_gpu: {size} images per rank do not split into {count} equal micro-batches")
+    labels = [None] * count if batch.labels is None else batch.labels.chunk(count)
+    return [Batch(real, label, z) for real, label, z in zip(batch.real.chunk(count), labels, batch.z.chunk(count))]
+
+
+# Statistics that are a maximum over the samples of a batch: over micro-batches they combine by max;
+# every other step statistic is a mean over the samples, and micro-batches are equal, so the mean of
+# the micro-batch means is the batch's mean.
+PER_SAMPLE_MAXIMA = ("grad_norm_real_max", "grad_norm_fake_max")
+
+
+def combine(parts: list) -> dict:
+    """One step's statistics from its micro-batches' (equal sizes): means averaged, per-sample maxima
+    maxed, and the ratios and step-level peaks recomputed from the combined values."""
+    if len(parts) == 1:
+        return parts[0]
+    stats = {key: torch.stack([part[key] for part in parts]).amax() if key in PER_SAMPLE_MAXIMA
+             else torch.stack([part[key] for part in parts]).mean() for key in parts[0]}
+    if "grad_ratio_max" in stats:  # a ratio of means, not a mean of ratios
+        stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
+    if "loss_G_max" in stats:  # the peak over a tick of the step's mean loss (its value per step is that mean)
+        stats["loss_G_max"] = stats["loss_G"]
+    return stats
+
+
+def _accumulating(scale, count: int):
+    """The loss scaler for one of `count` micro-batches: each micro-batch's mean loss divided by
+    `count`, so the accumulated gradient is the mean over the whole batch (as one pass computes it);
+    the scaler itself for a single pass (bitwise the step without micro-batches)."""
+    if count == 1:
+        return scale
+    return lambda loss: scale(loss / count)
+
+
 def training_iteration(pair: ModelPair, optimization: Optimization, loss: LossSpec, step: int, gamma: float,
-                       batch_D: Batch, batch_G: Batch, augment: Callable = _identity, world_size: int = 1) -> dict:
+                       batch_D: Batch, batch_G: Batch, augment: Callable = _identity, world_size: int = 1,
+                       micro_batches_D: int = 1, micro_batches_G: int = 1) -> dict:
     """One D update then one G update (step `step`, 0-based, sets the lazy schedules); returns 0-d tensors.
 
     Learning rates and betas are set by the caller. The G step reads its own real batch
-    (the official loop draws a second one for it).
+    (the official loop draws a second one for it). With `micro_batches_*` > 1 a phase runs its
+    batch in that many equal micro-batches, accumulating gradients before the one optimizer step,
+    with R1/R2 (and Config A's path length penalty) on each micro-batch, as the official loop's
+    batch_gpu rounds do; state kept per call (the path length running mean, style-mixing and noise
+    draws, minibatch-stddev groups) then follows the micro-batches, as it does there.
     """
     # D step.
     pair.generator.requires_grad_(False)
     pair.discriminator.requires_grad_(True)
     optimization.optimizer_D.zero_grad(set_to_none=True)
     weight = regularization_weight(step, loss.lazy_interval)
-    stats = discriminator_step(pair, batch_D.real, batch_D.labels, batch_D.z, loss.loss, loss.penalties, gamma, weight,
-                               optimization.scaler_D.scale, augment)
+    scale_D = _accumulating(optimization.scaler_D.scale, micro_batches_D)
+    stats = combine([discriminator_step(pair, part.real, part.labels, part.z, loss.loss, loss.penalties, gamma, weight,
+                                        scale_D, augment) for part in split(batch_D, micro_batches_D)])
     average_gradients(pair.discriminator, world_size)
     optimization.scaler_D.step(optimization.optimizer_D)  # a plain optimizer step unless grad_scaler is on
     optimization.scaler_D.update()
@@ -198,10 +245,12 @@ def training_iteration(pair: ModelPair, optimization: Optimization, loss: LossSp
     pair.generator.requires_grad_(True)
     pair.discriminator.requires_grad_(False)
     optimization.optimizer_G.zero_grad(set_to_none=True)
-    stats.update(generator_step(pair, batch_G.real, batch_G.labels, batch_G.z, loss.loss, optimization.scaler_G.scale, augment))
+    scale_G = _accumulating(optimization.scaler_G.scale, micro_batches_G)
+    parts = split(batch_G, micro_batches_G)
+    stats.update(combine([generator_step(pair, part.real, part.labels, part.z, loss.loss, scale_G, augment) for part in parts]))
     if pair.generator_penalty is not None and step % pair.generator_penalty_interval == 0:
-        stats.update(generator_penalty_step(pair, batch_G.z, batch_G.labels, pair.generator_penalty_interval,
-                                            optimization.scaler_G.scale))
+        stats.update(combine([generator_penalty_step(pair, part.z, part.labels, pair.generator_penalty_interval, scale_G)
+                              for part in parts]))
     average_gradients(pair.generator, world_size)
     optimization.scaler_G.step(optimization.optimizer_G)
     optimization.scaler_G.update()

@@ -14,6 +14,7 @@ averaged over ranks, so N ranks follow the trajectory of one process with the gl
 (up to float reduction order). Only rank 0 writes files.
 """
 import copy
+import dataclasses
 import errno
 import hashlib
 import json
@@ -31,7 +32,7 @@ import torch.distributed as dist
 import yaml
 
 from roadmap import files
-from roadmap.config import RunConfig, settings_difference, to_dict
+from roadmap.config import RunConfig, micro_batches, settings_difference, to_dict
 from roadmap.errors import ConfigError
 from roadmap.fingerprint import compute_fingerprint
 from roadmap.losses import LossSpec
@@ -139,15 +140,62 @@ def _set_random_state(state: dict, data_rng, latent_rng, augment_rng) -> None:
 
 def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
     """n samples from `generator` with fixed latents (and uniform labels when conditional), on CPU."""
+    return torch.cat([chunk.cpu() for chunk in generate_chunks(generator, latent_dim, num_classes, n, device, batch, seed)])
+
+
+def generate_chunks(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
+    """The samples of `generate`, the same numbers, as float chunks of `batch` left on `device` (streaming evaluation)."""
     rng = torch.Generator().manual_seed(seed)
-    chunks = []
     with torch.no_grad():
         for start in range(0, n, batch):
             size = min(batch, n - start)
             z = torch.randn(size, latent_dim, generator=rng).to(device)
             labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
-            chunks.append(generator(z, labels).float().cpu())
-    return torch.cat(chunks)
+            yield generator(z, labels).float()
+
+
+class Samples:
+    """What a data set's `evaluate` gets: called with n, all n samples on the CPU (every data set);
+    `chunks(n)` yields the same samples chunk by chunk on `device`, so an evaluation that streams
+    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device."""
+
+    def __init__(self, generator, latent_dim: int, num_classes: int, device):
+        self.generator, self.latent_dim, self.num_classes, self.device = generator, latent_dim, num_classes, device
+
+    def __call__(self, n: int) -> torch.Tensor:
+        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device)
+
+    def chunks(self, n: int):
+        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device)
+
+
+def rank_seed(seed: int, rank: int, stream: str, step: int = 0) -> int:
+    """A seed of its own for `rank`'s `stream` (64 bits of a hash), for ranks other than 0."""
+    digest = hashlib.sha256(f"{seed}/{rank}/{stream}/{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def _rank_streams(config: RunConfig, rank: int, step: int, augment_rng) -> None:
+    """Per-rank randomness, as the official code seeds each rank: the augmentation's draws and the global
+    torch stream (Config A's noise and style mixing, the path length noise) differ from rank to rank.
+    Rank 0 keeps the single-process streams, so one process is exactly the run it was. The data and
+    latent generators stay shared: every rank draws the global batch and keeps its slice. Only rank 0's
+    states reach the checkpoint, so a resumed rank > 0 starts fresh streams from (seed, rank, step)."""
+    if rank == 0:
+        return
+    torch.manual_seed(rank_seed(config.seed, rank, "torch", step))
+    augment_rng.manual_seed(rank_seed(config.seed, rank, "augment", step))
+
+
+def broadcast_from_rank0(modules, world_size: int) -> None:
+    """Every rank starts from rank 0's parameters and buffers (the official loop broadcasts them too):
+    the same seed builds the same weights, but nothing else would guarantee it."""
+    if world_size == 1:
+        return
+    with torch.no_grad():
+        for module in modules:
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor.data, src=0)
 
 
 def set_tf32(device: torch.device, enabled: bool) -> None:
@@ -155,6 +203,25 @@ def set_tf32(device: torch.device, enabled: bool) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = enabled
         torch.backends.cudnn.allow_tf32 = enabled
+
+
+def set_cudnn_benchmark(device: torch.device, enabled: bool) -> None:
+    """cuDNN autotuning of convolution kernels on CUDA (the official loop turns it on; shapes are fixed, so it pays)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = enabled
+
+
+def _with_default_micro_batch(config: RunConfig, loss: LossSpec, device: torch.device, world_size: int) -> RunConfig:
+    """On CUDA without batch_gpu: the largest micro-batch whose estimated peak (roadmap/memory.py) fits this
+    GPU's memory (its share of it when local jobs share the GPU); elsewhere the config as it is (one pass)."""
+    if device.type != "cuda" or config.batch_gpu is not None:
+        return config
+    from roadmap.memory import choose_micro_batch
+
+    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/launch.py)
+    size = choose_micro_batch(config.model, config.model_args, config.batch // world_size,
+                              torch.cuda.get_device_properties(device).total_memory // share, loss.loss, loss.penalties)
+    return dataclasses.replace(config, batch_gpu=size)
 
 
 def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
@@ -167,11 +234,13 @@ def _augmenter(config: RunConfig, nimg: int, burn_in_nimg: float, rng):
     return (lambda x: augment(x, p, generator=rng)), p
 
 
-def _sample_real(data, config: RunConfig, rng, part: slice, device) -> tuple:
+def _sample_real(data, config: RunConfig, rng, part: slice, device, loader=None) -> tuple:
     """(reals, labels) of this rank's slice of a global batch drawn from the data RNG, x-flipped if asked."""
+    if loader is not None:  # image data sets: decoded ahead, this rank's slice only (roadmap/loader.py)
+        return loader.next(rng)
     real, labels = data.sample(config.batch, rng)
     real = real[part].to(device, non_blocking=True)
-    labels = labels[part].to(device) if labels is not None else None
+    labels = labels[part].to(device, non_blocking=True) if labels is not None else None
     return real, labels
 
 
@@ -219,12 +288,14 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     set_tf32(device, config.tf32)
+    set_cudnn_benchmark(device, config.cudnn_benchmark)
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
     loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
     resolved = dict(to_dict(config), **loss.as_dict())
     data = _build_data(config, device)
     _check_shapes(pair, data)
+    micro_D, micro_G = micro_batches(_with_default_micro_batch(config, loss, device, world_size), world_size)
     generator, discriminator = pair.generator.to(device), pair.discriminator.to(device)
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
     betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))
@@ -234,8 +305,9 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     optimization = Optimization(
         torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
         torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
-    data_rng = torch.Generator().manual_seed(config.seed * 2 + 1)
-    latent_rng = torch.Generator().manual_seed(config.seed * 2 + 2)
+    # A data set that lives on the device (Stacked MNIST on CUDA) draws its batches there; others on the host.
+    data_rng = torch.Generator(device if callable(getattr(data, "to", None)) else "cpu").manual_seed(config.seed * 2 + 1)
+    latent_rng = torch.Generator(device).manual_seed(config.seed * 2 + 2)  # z is drawn where it is used: no copy per step
     augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
     nimg, step, tick, wall_before = 0, 0, 0, 0.0
 
@@ -261,7 +333,17 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         load_initial_weights(config.init_from, generator, discriminator, generator_ema)
     if writer:
         files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        if micro_D > 1 or micro_G > 1:  # chosen here when batch_gpu is unset on CUDA: say what ran
+            share = config.batch // world_size
+            _log(run_dir, f"micro-batches per rank: D {micro_D} x {share // micro_D}, G {micro_G} x {share // micro_G} images")
     board = _open_tensorboard(config, run_dir) if writer else None
+    _rank_streams(config, rank, step, augment_rng)
+    broadcast_from_rank0((generator, discriminator, generator_ema), world_size)
+    loader = None
+    if callable(getattr(data, "decode", None)):  # after resuming: the loader copies the data generator's state
+        from roadmap.loader import ImageLoader
+
+        loader = ImageLoader(data, config.batch, part, data_rng, device, config.data_workers, config.data_prefetch)
 
     def save():
         files.save_checkpoint(run_dir, dict(
@@ -273,17 +355,15 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
             drift_samples=drift_state.get("previous"),
         ))
 
-    def sample(n):
-        return generate(generator_ema, pair.latent_dim, data.num_classes, n, device)
+    sample = Samples(generator_ema, pair.latent_dim, data.num_classes, device)
 
     # Late-training oscillation of G (issue 25): the periodic score's samples come from the same fixed
     # latents every time, so consecutive scores' samples are paired point by point.
     drift_state = {"previous": checkpoint.get("drift_samples") if checkpoint is not None else None}
 
-    def recorded_sample(n):
+    def recorded_sample(n):  # 2-D toys only (for images a pixel distance says little, and they stream their samples)
         samples = sample(n)
-        if len(data.shape) == 1:  # 2-D toys only: for images a pixel distance says little
-            drift_state["current"] = samples
+        drift_state["current"] = samples
         return samples
 
     # Main loop.
@@ -307,14 +387,14 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
 
         # Data: every rank draws the global batches, then keeps its own slice; the G step gets a
         # second real batch, as in the official loop.
-        real_D, labels_D = _sample_real(data, config, data_rng, part, device)
-        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
-        real_G, labels_G = _sample_real(data, config, data_rng, part, device)
-        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng)[part].to(device)
+        real_D, labels_D = _sample_real(data, config, data_rng, part, device, loader)
+        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
+        real_G, labels_G = _sample_real(data, config, data_rng, part, device, loader)
+        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
 
         # D and G steps.
         stats = training_iteration(pair, optimization, loss, step, gamma, Batch(real_D, labels_D, z_D),
-                                   Batch(real_G, labels_G, z_G), augment, world_size)
+                                   Batch(real_G, labels_G, z_G), augment, world_size, micro_D, micro_G)
         if config.grad_scaler:
             stats.update(loss_scale_D=optimization.scaler_D.get_scale(), loss_scale_G=optimization.scaler_G.get_scale())
         if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
@@ -354,7 +434,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
                                                   for key in sums}), device, world_size))
             if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
                 kwargs = {} if config.score_samples is None else dict(n=config.score_samples)
-                row.update({f"score_{key}": value for key, value in data.evaluate(recorded_sample, **kwargs).items()
+                row.update({f"score_{key}": value for key, value in data.evaluate(recorded_sample if len(data.shape) == 1 else sample, **kwargs).items()
                             if isinstance(value, (int, float)) and not isinstance(value, bool)})
                 drift = sample_drift(drift_state.get("previous"), drift_state.get("current"))
                 if drift is not None:

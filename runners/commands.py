@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="re-run from scratch: completed and diverged runs, and runs whose folder holds other settings")
     parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bars")
+    parser.add_argument("--no-analyses", action="store_true", help="skip the experiment's analyses (e.g. the real-data ceiling row)")
     parser.set_defaults(handler=run_experiment)
 
     parser = subparsers.add_parser("status", help="state and progress of each run of an experiment")
@@ -73,6 +74,7 @@ def run_list(args) -> int:
 def _plan(args, check_data: bool = True):
     from runners.experiment import check_resources, expand, load_experiment, parse_overrides, resources_for
     from runners.launch import check_batches
+    from runners.plan import check_micro_batches
 
     experiment = load_experiment(args.experiment)
     overrides = parse_overrides(args.overrides)
@@ -83,6 +85,7 @@ def _plan(args, check_data: bool = True):
     root = results_root(args)
     specs = expand(experiment, root, preset=args.preset, overrides=overrides, check_data=check_data)
     check_batches(specs, resources)
+    check_micro_batches(specs, resources)
     return experiment, specs, resources, root
 
 
@@ -119,6 +122,13 @@ def describe_state(spec) -> str:
     return state
 
 
+def _plan_key(config) -> str:
+    import json
+
+    return json.dumps([config.model, config.model_args, config.batch, config.batch_gpu, config.batch_gpu_G, config.loss,
+                       config.penalties, config.device], sort_keys=True, default=str)
+
+
 def run_experiment(args) -> int:
     from runners.experiment import analyses_of
     from runners.launch import launch, run_state
@@ -128,11 +138,15 @@ def run_experiment(args) -> int:
     executor = args.executor or "local"
     if args.dry_run:
         print(f"experiment {experiment.name}: {len(specs)} runs, executor {executor}, resources {resources}")
+        from runners.plan import rank_plan
+
+        plans = {}  # one estimate per distinct network and batch (seeds share it)
         for spec in specs:
             state = describe_state(spec)
             c = spec.config
             print(f"  {spec.experiment}/{spec.name}  [{state}]  model={c.model} dataset={c.dataset} "
                   f"loss={c.loss} penalties={c.penalties} lazy={c.lazy_interval} kimg={c.duration_kimg:g} batch={c.batch} device={c.device}")
+            print(f"    {plans.setdefault(_plan_key(c), rank_plan(c, resources))}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
         return 0
@@ -143,7 +157,7 @@ def run_experiment(args) -> int:
     from roadmap.trainer import git_commit
 
     started, commit = time.time(), git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
-    for name, options, folder in analyses_of(experiment, root):
+    for name, options, folder in ([] if args.no_analyses else analyses_of(experiment, root)):
         _run_analysis(name, options, folder, [spec for spec in specs if spec.run_dir.parent == folder.parent])
     outcome = launch(specs, executor, resources, root, force=args.force, progress=not args.no_progress and sys.stderr.isatty(),
                      lines=not sys.stdout.isatty())

@@ -51,6 +51,7 @@ RESOURCE_KEYS = {
     "constraint": str,
     "array_parallelism": int,  # at most this many array tasks at once on SLURM
     "max_parallel": int,  # local executor: runs at once (default: cores / cpus_per_task)
+    "gpu_mem_gb": (int, float),  # memory of one GPU, for the dry run's default micro-batch (the job measures its own GPU); default 80
 }
 
 

@@ -22,6 +22,7 @@ a local worker exits when its `r3bench run` is gone (kill -9). A job that dies o
 Multi-GPU: with `tasks_per_node` (x `nodes`) > 1, submitit starts one task per rank and each
 task joins torch.distributed (NCCL on GPUs, gloo on CPU) before training; see roadmap/trainer.py.
 """
+import datetime
 import json
 import os
 import shutil
@@ -130,15 +131,22 @@ class TrainingJob:
     settings, is skipped with one line (and a summary dict with status `skipped`).
     """
 
-    def __init__(self, cpus_per_task: int = 1, parent_pid: int = None):
+    def __init__(self, cpus_per_task: int = 1, parent_pid: int = None, gpu_share: int = 1):
         # torch threads per task (a run's own `threads` wins): submitit's local executor exports no
         # CPU count, and torch's default of one thread per core is many times slower on a shared machine.
         self.cpus_per_task = cpus_per_task
         # The `r3bench run` process of a local job: the job ends when it is gone (kill -9 included).
         self.parent_pid = parent_pid
+        # Local jobs sharing one GPU: each sizes its default micro-batch for this fraction of the memory.
+        self.gpu_share = gpu_share
 
-    def __call__(self, specs: list) -> list:
+    def __call__(self, specs: list, cuda_devices: str = None) -> list:
         import faulthandler
+
+        if cuda_devices is not None:  # the local executor's GPU for this job (round robin), before CUDA starts
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices
+        if self.gpu_share > 1:
+            os.environ["R3BENCH_GPU_SHARE"] = str(self.gpu_share)  # read by roadmap.trainer's default micro-batch
 
         import torch
 
@@ -180,7 +188,7 @@ class TrainingJob:
                 torch.distributed.destroy_process_group()
         return summaries
 
-    def checkpoint(self, specs: list):
+    def checkpoint(self, specs: list, cuda_devices: str = None):
         """Called by submitit on preemption or timeout: requeue this same job.
 
         Nothing is saved here: the signal arrives in the middle of a step, where the state is
@@ -193,7 +201,7 @@ class TrainingJob:
         import submitit
 
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return submitit.helpers.DelayedSubmission(self, specs)
+        return submitit.helpers.DelayedSubmission(self, specs, *([] if cuda_devices is None else [cuda_devices]))
 
 
 def _claim(run_lock, config_values: dict, run_dir):
@@ -229,6 +237,9 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=poll, name="r3bench-parent-watch", daemon=True).start()
 
 
+COLLECTIVE_TIMEOUT_MIN = 240  # longest wait of a rank in a collective (rank 0's final evaluation included)
+
+
 def _join_process_group() -> tuple:
     """(rank, world size); with several submitit tasks, join torch.distributed first."""
     import submitit
@@ -244,7 +255,10 @@ def _join_process_group() -> tuple:
     # One GPU per rank: CUDA_VISIBLE_DEVICES = local rank, set before anything touches CUDA
     # (harmless on CPU hosts, where the gloo backend is used).
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
-    torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    # Only rank 0 evaluates at the end of a run while the others wait in the next run's first collective:
+    # the timeout must outlast an evaluation (FID-50k at 256 px), not NCCL's default 10 minutes.
+    torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo",
+                                         timeout=datetime.timedelta(minutes=COLLECTIVE_TIMEOUT_MIN))
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
@@ -265,7 +279,8 @@ def _record_job(run_dir, world_size: int = 1) -> None:
         except (OSError, ValueError):
             pass
     same_job = previous.get("job_id") == record["job_id"] and record["job_id"] is not None
-    record.update(pid=os.getpid(), world_size=world_size, starts=previous.get("starts", 0) + 1 if same_job else 1)
+    record.update(pid=os.getpid(), world_size=world_size, starts=previous.get("starts", 0) + 1 if same_job else 1,
+                  cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     files.write_json(path, record)
 
 
@@ -434,16 +449,48 @@ class _QuietControllers:
         self.log.close()
 
 
+def _host_gpus() -> list:
+    """This host's GPUs as CUDA_VISIBLE_DEVICES names them (that variable's list, else 0..count-1)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [name for name in visible.split(",") if name.strip()]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]  # NVML: no CUDA context in this process
+
+
+def local_gpu_slots(jobs: int, resources: dict, host_gpus: list) -> list:
+    """CUDA_VISIBLE_DEVICES of each local job: its gpus_per_node GPUs dealt round robin over the host's,
+    so parallel jobs do not all land on GPU 0 (submitit's local executor gives each the first ones);
+    None each where there is nothing to deal (no GPU asked, several ranks per job, or no more GPUs than a job takes)."""
+    per_job = resources.get("gpus_per_node", 0)
+    if not per_job or world_size(resources) > 1 or len(host_gpus) <= per_job:
+        return [None] * jobs
+    return [",".join(host_gpus[(job * per_job + k) % len(host_gpus)] for k in range(per_job)) for job in range(jobs)]
+
+
+def local_gpu_share(jobs: int, resources: dict, host_gpus: list) -> int:
+    """How many local jobs run on each GPU at once (e.g. `table3 --preset gpu`: 3 on one GPU): 1 unless
+    parallel jobs outnumber the host's GPUs."""
+    per_job = resources.get("gpus_per_node", 0)
+    if not per_job or not host_gpus or world_size(resources) > 1:
+        return 1
+    return max(1, -(-jobs * per_job // len(host_gpus)))
+
+
 def submit(specs, kind: str, resources: dict, folder) -> list:
     """Submit the runs; local: one job per worker (runs dealt round-robin), else one array task per run."""
     chunks = _chunks(specs, kind, resources)
     executor = make_executor(kind, folder, resources, jobs_per_task=max(len(chunk) for chunk in chunks))
-    job = TrainingJob(resources.get("cpus_per_task", 1), parent_pid=os.getpid() if kind == "local" else None)
+    share = local_gpu_share(len(chunks), resources, _host_gpus() if kind == "local" and resources.get("gpus_per_node") else [])
+    job = TrainingJob(resources.get("cpus_per_task", 1), parent_pid=os.getpid() if kind == "local" else None, gpu_share=share)
     if kind == "debug":  # in-process, one after the other
         return [executor.submit(job, [_payload(s) for s in chunk]) for chunk in chunks]
     if kind == "local":
         with _QuietControllers(folder):
-            jobs = executor.map_array(job, [[_payload(s) for s in chunk] for chunk in chunks])
+            payloads = [[_payload(s) for s in chunk] for chunk in chunks]
+            slots = local_gpu_slots(len(chunks), resources, _host_gpus() if resources.get("gpus_per_node") else [])
+            jobs = executor.map_array(job, payloads, slots) if any(slots) else executor.map_array(job, payloads)
         for local_job in jobs:  # submitit waits 15 s for a missing result file (shared file systems); here it is local
             for task in [local_job, *local_job._sub_jobs]:
                 task._results_timeout_s = LOCAL_RESULTS_TIMEOUT_S

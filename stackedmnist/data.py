@@ -50,13 +50,19 @@ class StackedMNIST:
             x = F.interpolate(x, size=(self.resolution,) * 2, mode="bilinear", align_corners=False, antialias=True)
         return x
 
+    def _draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """Digit indices [N, 3], drawn where `generator` lives (on the GPU with the digits: no copy per step)."""
+        return torch.randint(len(self.digits), (batch_size, 3), generator=generator, device=generator.device)
+
     def sample_with_modes(self, batch_size: int, generator: torch.Generator):
         """(images [N, 3, r, r] in [-1, 1], modes int64 [N] = 100*d_R + 10*d_G + d_B)."""
-        index = torch.randint(len(self.digits), (batch_size, 3), generator=generator)
-        return self.to_images(self.digits[index.to(self.digits.device)]), metrics.modes_from_digits(self.labels[index])
+        index = self._draw(batch_size, generator)
+        return self.to_images(self.digits[index.to(self.digits.device)]), metrics.modes_from_digits(self.labels[index.cpu()])
 
     def sample(self, batch_size: int, generator: torch.Generator):
-        return self.sample_with_modes(batch_size, generator)[0], None
+        """Training batches: images only (the modes would need the indices on the host)."""
+        index = self._draw(batch_size, generator)
+        return self.to_images(self.digits[index.to(self.digits.device)]), None
 
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
         """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy, and
@@ -96,7 +102,8 @@ class StackedMNIST:
         return self._real_feature_cache[n]
 
     def to(self, device):
-        """Keep the digits on `device` so that batches are assembled there (indices still come from the CPU data RNG)."""
+        """Keep the digits on `device` so that batches are assembled there (from indices drawn there too, when
+        the data generator is on the device, as the trainer makes it)."""
         self.digits = self.digits.to(device)
         return self
 

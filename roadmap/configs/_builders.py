@@ -16,8 +16,9 @@ default reproduces the paper's network exactly (same modules, same parameter cou
   lowest-resolution stages (e.g. 16 px on the stackedmnist preset: its 16, 8 and 4 px stages);
 - `low_precision_stages`: None = the preset's count, capped so that the 4x4 stage stays fp32
   (as in every preset at its own resolution);
-- `precision_events`: count overflow/NaN events per step (networks/precision.py); None = on
-  exactly when `precision` is not fp32. The counts reach metrics.jsonl through ModelPair.step_statistics.
+- `precision_events`: count overflow/NaN events per step (networks/precision.py); off unless asked
+  (the `precision` experiment asks): each count is a blocking host read, ~180 per bf16 E step, which
+  would stall a GPU at every stage crossing. The counts reach metrics.jsonl through ModelPair.step_statistics.
 """
 import math
 
@@ -180,7 +181,7 @@ def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, outp
         raise ConfigError(f"low_precision_stages: expected an integer in [0, {len(base)}], got {low_precision_stages!r}")
     if precision_events is not None and not isinstance(precision_events, bool):
         raise ConfigError(f"precision_events: expected true, false or null, got {precision_events!r}")
-    monitor = PrecisionMonitor() if (dtype != torch.float32 if precision_events is None else precision_events) else None
+    monitor = PrecisionMonitor() if precision_events else None  # None: off
     ablation = dict(activation=activation, normalization=normalization, monitor=monitor)
     generator = ResNetGenerator(latent_dim, stems, hiddens, groups, blocks, num_classes, output_skips,
                                 low_precision_stages, dtype, **ablation)

@@ -79,7 +79,7 @@ def enter_precision(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Activation entering (or leaving) a stage that runs in `dtype` (see the module docstring)."""
     if dtype == torch.float32:
         return x.float()
-    if x.is_cuda:
+    if x.is_cuda or x.is_meta:  # meta: the memory estimate (roadmap/memory.py) sizes tensors as CUDA holds them
         return x.to(dtype)
     return x.to(dtype).float()
 

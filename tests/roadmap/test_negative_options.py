@@ -116,7 +116,8 @@ def test_emulated_cast_rounds_activations_and_gradients_of_low_precision_stages_
 
 def test_monitor_counts_overflow_and_names_the_first_nonfinite_tensor():
     torch.manual_seed(0)
-    pair = create_model("E", precision="fp16", **SMALL)
+    assert create_model("E", precision="fp16", **SMALL).step_statistics is None  # off unless asked (host reads)
+    pair = create_model("E", precision="fp16", precision_events=True, **SMALL)
     keys = set(pair.step_statistics(0))
     assert "prec.G.s16.act.overflow" in keys and "prec.D.logits.nonfinite" in keys and "prec.G.s4.in.overflow" not in keys
     with torch.no_grad():  # blow up the 4x4 basis: what enters G's fp16 8 px stage exceeds 65504

@@ -2,7 +2,7 @@
 
 Usage (a checkout of https://github.com/brownvc/R3GAN at PATH; nothing of it is copied here):
 
-    python results/benchmarks/against_official.py --official PATH [--preset stackedmnist] [--width 0.125]
+    python results/reference/benchmarks/against_official.py --official PATH [--preset stackedmnist] [--width 0.125]
         [--batch 16] [--pairs 12] [--threads 1] [--device cpu|cuda] [--precision fp32|bf16]
         [--peak-tflops T] [--json OUT]
 
@@ -55,11 +55,14 @@ def official_pair(path: str, preset: str, width: float, low_precision_stages: in
     # The expanded 3x3 conv is 2 x stem wide with Table 9's group size; the group count scales with the width.
     sizes = [2 * c // g for c, g in zip(row["channels"][::-1], row["groups"][::-1])]
     cardinality = [max(1, round(2 * s / size)) for s, size in zip(stems, sizes)]
-    common = dict(WidthPerStage=stems, CardinalityPerStage=cardinality, BlocksPerStage=[2] * len(stems),
-                  ExpansionFactor=2, FP16Stages=[-(i + 1) for i in range(low_precision_stages)], c_dim=0,
-                  img_resolution=row["resolution"])
-    G = Generator(NoiseDimension=64, **common).train().requires_grad_(False).to(device)
-    D = Discriminator(**common).train().requires_grad_(False).to(device)
+    # As official train.py: G's lists run from 4x4 up, D's are their reverse (highest resolution first), and
+    # D's low-precision stages are G's indices shifted by their count (G: the last stages, D: the first).
+    fp16_G = [-(i + 1) for i in range(low_precision_stages)]
+    common = dict(ExpansionFactor=2, c_dim=0, img_resolution=row["resolution"])
+    G = Generator(NoiseDimension=64, WidthPerStage=stems, CardinalityPerStage=cardinality, BlocksPerStage=[2] * len(stems),
+                  FP16Stages=fp16_G, **common).train().requires_grad_(False).to(device)
+    D = Discriminator(WidthPerStage=stems[::-1], CardinalityPerStage=cardinality[::-1], BlocksPerStage=[2] * len(stems),
+                      FP16Stages=[x + len(fp16_G) for x in fp16_G], **common).train().requires_grad_(False).to(device)
     return G, D, R3GANLoss(G, D)
 
 

@@ -1,6 +1,6 @@
 """kimg/s of each bundled experiment's CPU preset, before and after the CPU speed-ups, alternated in one process (issue "Performance").
 
-Usage:  R3BENCH_DATA=... python results/benchmarks/cpu_presets.py [--rounds 8] [--json OUT] [experiment ...]
+Usage:  R3BENCH_DATA=... python results/reference/benchmarks/cpu_presets.py [--rounds 8] [--json OUT] [experiment ...]
 
 For every distinct network of an experiment's `cpu` preset (model, model_args, batch, data set),
 one training iteration, the trainer's own roadmap.step.training_iteration on a batch drawn from
