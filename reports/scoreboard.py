@@ -104,7 +104,7 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
     for cell in cells:
         a, b = _paired(selected, claim, cell, claim["metric"])
         if kind == "binary":
-            verdicts.append(compare_binary(a, b, claim["direction"]))
+            verdicts.append(compare_binary(a, b, claim["direction"], claim.get("margin")))
         else:
             keep = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
             verdicts.append(compare_continuous([x for x, _ in keep], [y for _, y in keep], claim["direction"],

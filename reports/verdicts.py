@@ -138,13 +138,13 @@ def minimum_discordant(alpha: float = ALPHA) -> int:
     return k
 
 
-def compare_binary(baseline, variant, direction: str = "higher") -> Verdict:
+def compare_binary(baseline, variant, direction: str = "higher", margin: float = None) -> Verdict:
     """Verdict on a per-seed event (e.g. diverged): booleans of each arm [n], paired by seed.
 
     Exact McNemar test, one-sided in the claimed direction: under "no difference" the discordant
-    seeds split as Binomial(d, 1/2). No equivalence margin: at the seed counts a CPU affords, a
-    rate difference cannot be shown small, so the absence of events is inconclusive, with the
-    number of seeds that would have been needed.
+    seeds split as Binomial(d, 1/2). `margin` (direction "higher" only): the event rate the claim
+    implies at least (e.g. 0.5 for "fails"); the claim is contradicted when the one-sided 95%
+    Clopper-Pearson upper bound of the variant's event rate is below it (0 events in 5 seeds: 0.45).
     """
     if direction not in ("higher", "lower"):
         raise ValueError("binary claims are 'higher' or 'lower' (the variant's event rate)")
@@ -160,10 +160,16 @@ def compare_binary(baseline, variant, direction: str = "higher") -> Verdict:
     effect = (sum(map(bool, variant)) - sum(map(bool, baseline))) / n if n else None
     verdict = Verdict(INCONCLUSIVE, effect=effect, p_value=p_claimed, n=n, test="exact McNemar (one-sided)")
     needed = minimum_discordant()
+    events = sum(map(bool, variant))
+    upper = float(scipy_stats.beta.ppf(1 - ALPHA, events + 1, n - events)) if n and events < n else 1.0
     if p_claimed < ALPHA:
         verdict.outcome = REPRODUCED
     elif p_opposite < ALPHA:
         verdict.outcome, verdict.note = CONTRADICTED, "significant in the opposite direction"
+    elif margin is not None and direction == "higher" and upper < margin:
+        verdict.outcome = CONTRADICTED
+        verdict.note = (f"{events} of {n} seeds had the event: its rate is below the claimed {margin:g} "
+                        f"(one-sided 95% upper bound {upper:.2f})")
     else:
         verdict.detectable = needed / n if n else None
         verdict.note = (f"{up} seed(s) one way, {down} the other; detecting it needs >= {needed} discordant seeds all one way"

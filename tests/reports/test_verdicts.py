@@ -74,3 +74,10 @@ def test_holm_known_values_and_pooling():
     weak = compare_continuous([1.0, 2.0, 3.0], [2.5, 1.5, 4.0], "higher", margin=0.1)
     assert pool([strong, strong]).outcome == REPRODUCED
     assert pool([strong, weak]).outcome == INCONCLUSIVE and "Holm" in pool([strong, weak]).test
+
+
+def test_no_event_in_enough_seeds_contradicts_a_claimed_failure_rate():
+    """0 divergences in 5 seeds: the one-sided 95% upper bound of the rate is 1 - 0.05^(1/5) = 0.451 < 0.5."""
+    verdict = compare_binary([False] * 5, [False] * 5, "higher", margin=0.5)
+    assert verdict.outcome == CONTRADICTED and "upper bound 0.45" in verdict.note
+    assert compare_binary([False] * 4, [False] * 4, "higher", margin=0.5).outcome == INCONCLUSIVE  # bound 0.53
