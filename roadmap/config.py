@@ -69,8 +69,10 @@ MAX_THREADS = 4096
 # because they do not change what the run computes beyond float order: torch threads (at most the
 # last bits of float sums; refusing over it would stop a sweep from moving to a bigger machine), how
 # often checkpoints are written (resume is bitwise from any tick boundary) and which logger mirrors
-# the tick scalars.
-IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger")
+# the tick scalars; nor the micro-batch sizes (float order of the gradient sums only), the data loader's
+# workers and prefetch (same images in the same order) and cuDNN's autotuner (kernel choice).
+IGNORED_SETTINGS = ("threads", "checkpoint_ticks", "logger", "batch_gpu", "batch_gpu_G", "data_workers", "data_prefetch",
+                    "cudnn_benchmark")
 # Filled in by the trainer from the configuration's defaults when a spec leaves them None: None
 # now means "the configuration's own", which is what the stored value is.
 DEFAULTED_SETTINGS = ("loss", "penalties", "lazy_interval")

@@ -29,7 +29,8 @@ FINGERPRINT_STEPS = 2  # steps 0 (a penalty step at any lazy interval) and 1 (no
 # hash does not read them either).
 NON_COMPUTATIONAL = ("seed", "duration_kimg", "tick_kimg", "checkpoint_ticks", "device", "threads", "eval_samples",
                      "score_ticks", "score_samples", "logger", "feeds", "divergence_grad_norm", "dataset_args", "batch",
-                     "init_from")  # init_from: the fingerprint is of the code, from fixed weights
+                     "init_from", "batch_gpu", "batch_gpu_G", "data_workers", "data_prefetch", "cudnn_benchmark")
+# (init_from: the fingerprint is of the code, from fixed weights; micro-batches: it runs one batch of FINGERPRINT_BATCH)
 
 
 def config_from_stored(values: dict) -> RunConfig:
