@@ -123,9 +123,9 @@ def test_run_writes_log_periodic_scores_and_tensorboard(tmp_path):
     assert [e.value for e in loss_d] == pytest.approx([row["loss_D"] for row in rows])
     stored = json.loads((run_dir / "summary.json").read_text())
     assert summary["metrics"]["modes"] == stored["metrics"]["modes"]
-    from roadmap.stability import KEYS
+    from roadmap.stability import CONVERGENCE_KEYS, KEYS
 
-    assert set(stored["stability"]) == set(KEYS)  # recorded by the trainer from its own tick rows
+    assert set(stored["stability"]) == set(KEYS) | set(CONVERGENCE_KEYS)  # recorded by the trainer from its own tick rows
     assert stored["stability"]["peak_loss_G"] == pytest.approx(max(row["loss_G_max"] for row in rows))
 
 

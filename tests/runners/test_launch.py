@@ -35,7 +35,7 @@ def test_local_executor_runs_jobs_in_subprocesses(tmp_path, capsys):
     assert len(runs) == 2
     for run in runs:
         summary = files.read_json(run / "summary.json")
-        assert summary["status"] == "completed" and set(summary["metrics"]) == {"support_distance", "coverage", "kl"}
+        assert summary["status"] == "completed" and set(summary["metrics"]) == {"support_distance", "coverage", "hq_fraction", "kl"}
         assert json.loads((run / "job.json").read_text())["cluster"] == "local"
     assert "summary (mean±std over completed seeds" in capsys.readouterr().out
 
