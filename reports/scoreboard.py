@@ -94,7 +94,9 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
         return Verdict(NOT_TESTED, note=f"no runs of `{claim['feeds']}`"), selected
     finished = selected[selected["status"].isin(["completed", "diverged"])]
     baseline_runs = finished[select_mask(finished, claim["baseline"])]
-    failures = _criterion_failures(baseline_runs[baseline_runs["status"] == "completed"], claim.get("criterion"))
+    criterion = dict(claim.get("criterion") or {})
+    reference = finished[select_mask(finished, criterion.pop("runs"))] if "runs" in criterion else baseline_runs
+    failures = _criterion_failures(reference[reference["status"] == "completed"], criterion)
     if failures or not len(baseline_runs):
         shown = "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
         return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {shown}" if failures
