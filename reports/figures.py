@@ -4,6 +4,7 @@ Every plot function returns (fig, ax) and never shows; `save_figure` writes PNG 
 atomically and closes the figure. One style for all (seaborn "paper" context, colorblind palette).
 """
 import io
+import re
 from pathlib import Path
 
 import matplotlib
@@ -70,7 +71,8 @@ def _finite(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def _group_label(label: str, runs: pd.DataFrame) -> str:
     """A curve's legend label names the network as well as the loss (e.g. "RpGAN + R1 + R2, small_resnet")."""
     models = sorted(str(m) for m in runs["model"].dropna().unique()) if "model" in runs else []
-    return f"{label}, {'/'.join(models)}" if models else label
+    named = "/".join(models)
+    return f"{label}, {named}" if models and not label.endswith(named) else label
 
 
 def _is_r1_only(runs: pd.DataFrame) -> bool:
@@ -189,12 +191,19 @@ def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "
     fig, axes = _figure(1, len(present), figsize=(4.2 * len(present), 3.2), squeeze=False) if ax is None else (ax[0].figure, ax)
     axes = np.atleast_1d(axes).ravel()
     names = sorted(part["run"].unique())
-    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    # One colour per setting (the run name without its seed), one thin line per seed, one legend entry per setting.
+    variant = {name: re.sub(r"_?seed\d+$", "", name) or name for name in names}
+    settings = sorted(set(variant.values()))
+    colors = {setting: PALETTE[i % len(PALETTE)] for i, setting in enumerate(settings)}
     for axis, (key, label) in zip(axes, present):
+        labelled = set()
         for name in names:
             rows = part[(part["run"] == name) & part[key].notna()].sort_values("kimg")
             if len(rows):
-                axis.plot(rows["kimg"], rows[key], lw=1.1, color=colors[name], label=name)
+                setting = variant[name]
+                axis.plot(rows["kimg"], rows[key], lw=0.9, alpha=0.8, color=colors[setting],
+                          label=None if setting in labelled else setting)
+                labelled.add(setting)
         axis.set(xlabel="kimg", ylabel=label)
         if key in ("score_kl", "score_drift"):
             axis.set_yscale("log")

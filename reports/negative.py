@@ -280,7 +280,10 @@ def variant_groups(runs: pd.DataFrame, section: Section) -> list:
     groups = [(section.labels.get(v, v), part[variants == v]) for v in present]
     # One curve per data set x network too: runs of different networks (toy MLP, small ResNet, Config E)
     # and durations are never averaged into one curve.
-    settings = part[list(GROUP_COLUMNS)].astype(str).agg(", ".join, axis=1) if len(part) else pd.Series(dtype=str)
+    # (the figure's own label adds the network, so the group names only the data set)
+    settings = part["dataset"].astype(str) if len(part) and "dataset" in part else pd.Series(dtype=str)
+    if len(part) and "model" in part and part[list(GROUP_COLUMNS)].astype(str).agg(", ".join, axis=1).nunique() > settings.nunique():
+        settings = part[list(GROUP_COLUMNS)].astype(str).agg(", ".join, axis=1)  # one data set, several networks
     if settings.nunique() > 1:
         groups = [(f"{label}, {setting}", runs[settings[runs.index] == setting]) for label, runs in groups
                   for setting in sorted(settings[runs.index].unique())]

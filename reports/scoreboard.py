@@ -111,6 +111,8 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
             keep = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
             verdicts.append(compare_continuous([x for x, _ in keep], [y for _, y in keep], claim["direction"],
                                                claim.get("margin"), log_scale=claim.get("log_scale", False)))
+    arms = select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])
+    selected = selected[arms]  # the runs this claim reads (scale, commits and staleness of its row)
     if len(verdicts) == 1:
         return verdicts[0], selected
     pooled = pool(verdicts)
