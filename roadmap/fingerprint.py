@@ -14,7 +14,6 @@ fingerprint of the machine's kernels: compare fingerprints made on the same kind
 (the evidence here: x86-64 CPU, PyTorch from pyproject.toml).
 """
 import copy
-import dataclasses
 import hashlib
 import json
 
@@ -127,8 +126,3 @@ class FingerprintCache:
                 self._known[key] = f"error: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
         return self._known[key]
 
-
-def describe(config: RunConfig) -> dict:
-    """What the fingerprint covered, for summary.json beside the hash."""
-    return dict(seed=FINGERPRINT_SEED, batch=FINGERPRINT_BATCH, steps=FINGERPRINT_STEPS, threads=1,
-                **{key: value for key, value in dataclasses.asdict(config).items() if key in ("model", "loss", "penalties", "lazy_interval")})

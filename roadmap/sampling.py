@@ -150,16 +150,10 @@ def real_chunks(data, n: int, seed: int = 0):
 
 
 def fake_chunks(generator, latent_dim: int, num_classes: int, n: int, device, batch: int = 256):
-    """The samples of roadmap.trainer.generate (same latents and labels, same order), in chunks of `batch`."""
-    from roadmap.trainer import EVAL_SEED
+    """The samples of roadmap.trainer.generate (same latents and labels, same order), in chunks of `batch` on the CPU."""
+    from roadmap.trainer import generate_chunks
 
-    rng = torch.Generator().manual_seed(EVAL_SEED)
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            size = min(batch, n - start)
-            z = torch.randn(size, latent_dim, generator=rng).to(device)
-            labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
-            yield generator(z, labels).float().cpu()
+    return (chunk.cpu() for chunk in generate_chunks(generator, latent_dim, num_classes, n, device, batch))
 
 
 def write_chunks(chunks, folder) -> int:

@@ -57,8 +57,14 @@ def write_discrete(out_dir) -> dict:
     result = dict(objective="rpgan", penalties=["r1", "r2"], optimizer="Adam(beta1=0, beta2=0.99)",
                   steps={f"{lr:g}": steps_for(lr, DISCRETE_STEPS) for lr in DISCRETE_LRS},
                   start=[1.0, 1.0], cycle_fraction=CYCLE_FRACTION, lrs=list(DISCRETE_LRS), gammas=list(DISCRETE_GAMMAS),
-                  cycle_size={str(lazy): convergence_map(DISCRETE_LRS, DISCRETE_GAMMAS, lazy, DISCRETE_STEPS).tolist()
-                              for lazy in (1, 8)})
+                  cycle_size={})
+    from tqdm import tqdm
+
+    # Minutes of work: a bar on stderr (stdout stays the --json output).
+    with tqdm(total=2 * len(DISCRETE_LRS) * len(DISCRETE_GAMMAS), desc="discrete DiracRpGAN", unit="run", leave=False) as bar:
+        for lazy in (1, 8):
+            result["cycle_size"][str(lazy)] = convergence_map(DISCRETE_LRS, DISCRETE_GAMMAS, lazy, DISCRETE_STEPS,
+                                                              done=bar.update).tolist()
     fig, _ = plot_cycle_maps(result)
     for suffix in ("png", "pdf"):
         fig.savefig(out_dir / f"dirac-discrete.{suffix}", dpi=130)

@@ -73,10 +73,18 @@ def steps_for(lr: float, minimum: int = 4000) -> int:
 
 
 def convergence_map(lrs, gammas, lazy: int = 1, steps: int = 4000, objective: str = "rpgan", penalties=("r1", "r2"),
-                    beta2: float = 0.99) -> np.ndarray:
-    """Cycle size [len(gammas), len(lrs)] of the iteration for each (gamma, lr), with steps_for(lr, steps) steps."""
-    return np.array([[cycle_size(simulate(objective, penalties, gamma, lr, lazy, steps_for(lr, steps), beta2)) for lr in lrs]
-                     for gamma in gammas])
+                    beta2: float = 0.99, done=None) -> np.ndarray:
+    """Cycle size [len(gammas), len(lrs)] of the iteration for each (gamma, lr), with steps_for(lr, steps) steps.
+
+    done: called after each simulation (a progress bar's update), or None.
+    """
+    def one(gamma, lr):
+        size = cycle_size(simulate(objective, penalties, gamma, lr, lazy, steps_for(lr, steps), beta2))
+        if done is not None:
+            done()
+        return size
+
+    return np.array([[one(gamma, lr) for lr in lrs] for gamma in gammas])
 
 
 def plot_cycle_maps(result: dict, ax=None):
