@@ -14,4 +14,4 @@ def mnist_root():
     root = os.environ.get("R3BENCH_DATA")
     if not root or not (Path(root) / "MNIST" / "raw").is_dir():
         pytest.skip("R3BENCH_DATA does not point at a folder holding MNIST/raw")
-    return Path(root)
+    return Path(root).resolve()  # absolute: tests link to it from temporary folders and run commands elsewhere
