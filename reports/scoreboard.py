@@ -89,9 +89,10 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
         return Verdict(NOT_TESTED, note=claim.get("reason", "")), runs.iloc[0:0]
     if kind == "dirac":
         return _dirac_verdict(dirac), runs.iloc[0:0]  # analytic: no runs
-    selected = runs[runs["feeds"].astype(str).eq(claim["feeds"])] if len(runs) and "feeds" in runs else runs.iloc[0:0]
+    feeds = claim["feeds"] if isinstance(claim["feeds"], list) else [claim["feeds"]]  # a list: arms from two experiments
+    selected = runs[runs["feeds"].astype(str).isin(feeds)] if len(runs) and "feeds" in runs else runs.iloc[0:0]
     if not len(selected):
-        return Verdict(NOT_TESTED, note=f"no runs of `{claim['feeds']}`"), selected
+        return Verdict(NOT_TESTED, note=f"no runs of {' or '.join(f'`{name}`' for name in feeds)}"), selected
     finished = selected[selected["status"].isin(["completed", "diverged"])]
     baseline_runs = finished[select_mask(finished, claim["baseline"])]
     criterion = dict(claim.get("criterion") or {})
@@ -101,6 +102,8 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
         shown = "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
         return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {shown}" if failures
                        else "no finished baseline run"), selected
+    if not select_mask(finished, claim["variant"]).any():
+        return Verdict(NOT_TESTED, n=len(baseline_runs), note="no finished run of the variant yet"), selected
     cells = claim.get("cells") or [{}]
     verdicts = []
     for cell in cells:
@@ -110,7 +113,8 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
         else:
             keep = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
             verdicts.append(compare_continuous([x for x, _ in keep], [y for _, y in keep], claim["direction"],
-                                               claim.get("margin"), log_scale=claim.get("log_scale", False)))
+                                               claim.get("margin"), log_scale=claim.get("log_scale", False),
+                                               expected=claim.get("expected")))
     arms = select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])
     selected = selected[arms]  # the runs this claim reads (scale, commits and staleness of its row)
     if len(verdicts) == 1:

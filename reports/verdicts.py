@@ -9,6 +9,9 @@ Every claim ends as one of:
   (two-sided test at ALPHA with POWER, at the run's n and spread).
 A claim of "no difference" (GroupNorm gives no gain, bf16 is not worse) is reproduced by TOST or by
 a significant effect on the claimed side, contradicted by a significant effect on the other side.
+A quantitative prediction (direction "equal", with `expected`: the effect a theory predicts, e.g. the
+discrete-time DiracGAN's x4) is reproduced when TOST puts the effect within the margin of the
+prediction, contradicted when the effect's 95% interval lies wholly outside that band.
 
 Pure functions of per-seed numbers. Continuous metrics: paired t-test on per-seed differences when
 both arms ran the same seeds, Welch's t-test otherwise (on the log scale for log_scale metrics, so
@@ -28,7 +31,7 @@ ALPHA = 0.05  # significance level of every verdict (two-sided for continuous ef
 POWER = 0.8  # the power at which the detectable effect of an inconclusive verdict is stated
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 NOT_TESTED = "not tested at this scale"
-DIRECTIONS = ("higher", "lower", "not_higher", "not_lower")  # the variant against the baseline, as the claim says
+DIRECTIONS = ("higher", "lower", "not_higher", "not_lower", "equal")  # the variant against the baseline, as the claim says
 
 
 @dataclasses.dataclass
@@ -62,14 +65,19 @@ def _back(value, log_scale: bool):
     return None if value is None else (float(math.exp(value)) if log_scale else float(value))
 
 
-def compare_continuous(baseline, variant, direction: str, margin: float, log_scale: bool = False, paired: bool = True) -> Verdict:
+def compare_continuous(baseline, variant, direction: str, margin: float, log_scale: bool = False, paired: bool = True,
+                       expected: Optional[float] = None) -> Verdict:
     """Verdict on a continuous metric: per-seed values of each arm [n] (same seed order when paired).
 
     `margin`: the equivalence margin on the effect (a ratio > 1 when log_scale, e.g. 1.25 = 25%);
     None: no equivalence test. Non-finite values are dropped (with their pair when paired).
+    `expected` (direction "equal" only, and required there): the predicted effect (a ratio when
+    log_scale); the margin is then around it.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if (direction == "equal") != (expected is not None) or (direction == "equal" and margin is None):
+        raise ValueError("direction 'equal' needs `expected` and `margin`; the other directions take no `expected`")
     a, b = _transform(baseline, log_scale), _transform(variant, log_scale)
     if paired:
         if len(a) != len(b):
@@ -100,16 +108,35 @@ def compare_continuous(baseline, variant, direction: str, margin: float, log_sca
     detectable = (t_crit + float(scipy_stats.t.ppf(POWER, df))) * se
     claimed_up = direction in ("higher", "not_lower")
     significant_up, significant_down = p_two < ALPHA and effect > 0, p_two < ALPHA and effect < 0
+    centre = 0.0 if expected is None else float(_transform([expected], log_scale)[0])  # where "no departure" lies
     equivalent = False
     if margin is not None and se > 0:
         bound = math.log(margin) if log_scale else margin
-        # TOST: two one-sided tests at ALPHA, i.e. the 90% interval inside (-bound, bound).
+        # TOST: two one-sided tests at ALPHA, i.e. the 90% interval inside (centre - bound, centre + bound).
         t_one = float(scipy_stats.t.ppf(1 - ALPHA, df))
-        equivalent = effect - t_one * se > -bound and effect + t_one * se < bound
+        equivalent = effect - t_one * se > centre - bound and effect + t_one * se < centre + bound
     elif margin is not None and se == 0:
-        equivalent = abs(effect) < (math.log(margin) if log_scale else margin)
+        equivalent = abs(effect - centre) < (math.log(margin) if log_scale else margin)
     verdict = Verdict(INCONCLUSIVE, effect=_back(effect, log_scale), low=_back(low, log_scale), high=_back(high, log_scale),
                       p_value=p_two, n=n, test=test)
+    if direction == "equal":  # the claim is a predicted effect
+        bound = math.log(margin) if log_scale else margin
+        shown = f"{'x' if log_scale else ''}{expected:g}"
+        if se > 0:  # the TOST p-value: the larger of the two one-sided tests' (what Holm corrects when cells are pooled)
+            verdict.p_value = float(max(scipy_stats.t.sf((effect - centre + bound) / se, df), scipy_stats.t.sf((centre + bound - effect) / se, df)))
+        else:
+            verdict.p_value = 0.0 if equivalent else 1.0
+        if equivalent:
+            verdict.outcome, verdict.note = REPRODUCED, f"equivalent to the prediction {shown} within the margin {margin:g} (TOST)"
+        elif low > centre + bound or high < centre - bound:
+            verdict.outcome, verdict.note = CONTRADICTED, f"the 95% interval lies outside the prediction {shown} +- the margin {margin:g}"
+        else:
+            detectable = (t_crit + float(scipy_stats.t.ppf(POWER, df))) * se
+            verdict.detectable = _back(detectable, log_scale)
+            unit = "x" if log_scale else ""
+            verdict.note = (f"prediction {shown}: could detect a departure of {unit}{verdict.detectable:.3g} or larger from it "
+                            f"(power {POWER:g}, alpha {ALPHA:g}, n = {n})")
+        return verdict
     if direction in ("higher", "lower"):  # the claim is a difference
         if (significant_up and claimed_up) or (significant_down and not claimed_up):
             verdict.outcome = REPRODUCED
