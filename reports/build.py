@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import figures, negative, stability
+from reports import convergence, figures, negative, stability
 from reports.catalog import all_tables, unclaimed_table
 from reports.collect import REFERENCE, Results, collect, experiment_wall_times
 from reports.scoreboard import scoreboard, summary_counts
@@ -129,6 +129,16 @@ def _figures(results: Results, out_dir: Path, portrait_steps: int) -> tuple:
                  "Discrete-time DiracRpGAN: where the trainer's iteration settles (cycle size over lr x gamma, lazy 1 and 8)")
         except (OSError, ValueError, KeyError, TypeError) as error:
             notes.append(f"Discrete-time DiracGAN map skipped: {path} unreadable ({error}).")
+            continue
+        # The toys against that prediction (dirac-toys beside lazy-reg-toys), when their runs are here.
+        try:
+            drawn = convergence.plot_dirac_toys(runs, convergence.lazy_factor(files.read_json(path)))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            drawn = None
+            notes.append(f"Dirac prediction vs the toys skipped: {path} unreadable ({error}).")
+        if drawn is not None:
+            save(drawn, "dirac-toys", "Discrete-time DiracGAN prediction (drift proportional to lr; lazy 8 x the simulated factor) "
+                 "vs the toys' late drift")
 
     # Learning curves: the periodic scores (score_ticks) that size each experiment's duration (issue 25).
     for experiment, part in _by_experiment(runs, runs["run_dir"].notna() if len(runs) else []):

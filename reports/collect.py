@@ -197,8 +197,9 @@ def collect(results_dir, exclude=()) -> Results:
 
 
 def metric_values(runs: pd.DataFrame, key: str) -> list:
-    """Finite-or-inf float values of metric `key` in `runs` (None/NaN dropped)."""
-    column = f"metric.{key}"
+    """Finite-or-inf float values of metric `key` in `runs` (None/NaN dropped); `key` names a summary metric
+    ("kl": column metric.kl) or a column of another summary section ("stability.final_drift")."""
+    column = key if key.startswith(("metric.", "stability.")) else f"metric.{key}"
     if column not in runs:
         return []
     values = []

@@ -149,7 +149,7 @@ def select_mask(runs: pd.DataFrame, match: dict) -> pd.Series:
         if column not in runs:
             return pd.Series(False, index=runs.index)
         wanted = tuple(wanted) if isinstance(wanted, (tuple, list, set)) else (wanted,)
-        keep &= runs[column].apply(lambda value: any(_equal(value, w) for w in wanted))
+        keep &= runs[column].apply(lambda value: any(_equal(value, w) for w in wanted)).astype(bool)  # object dtype when empty
     return keep
 
 

@@ -10,8 +10,9 @@ TEST_FEEDS = {"x": "table1", "sweep": "table1", "nested": "table1", "roadmap": "
               "quick": "toy2d-ablation"}
 
 
-def write_run(root, experiment, name, status="completed", metrics=None, ticks=None, reason=None, **config):
-    """A run folder as the trainer writes it: config.yaml, metrics.jsonl, summary.json (unless running)."""
+def write_run(root, experiment, name, status="completed", metrics=None, ticks=None, reason=None, stability=None, **config):
+    """A run folder as the trainer writes it: config.yaml, metrics.jsonl, summary.json (unless running; `stability`: its
+    roadmap/stability.py section)."""
     run_dir = root / experiment / name
     run_dir.mkdir(parents=True)
     full = dict(model="small_resnet", model_args={"width": 0.125}, dataset="stackedmnist", dataset_args={},
@@ -34,6 +35,8 @@ def write_run(root, experiment, name, status="completed", metrics=None, ticks=No
                        diverged_kimg=ticks[-1]["kimg"] if status == "diverged" else None,
                        metrics=metrics or {}, wall_seconds=12.5, device="cpu (x86_64, 2 cores)",
                        git_commit="abc1234", config_hash=f"hash-{name}", experiment=experiment, run=name, torch="2.x")
+        if stability is not None:
+            summary["stability"] = stability
         (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 

@@ -1,4 +1,6 @@
-"""The claims scoreboard on constructed Table 1 runs (issue 24): the learning criterion, then the pre-registered tests."""
+"""The claims scoreboard on constructed runs (issues 24, 25): the learning criterion, then the pre-registered tests."""
+import math
+
 from reports.collect import collect
 from reports.scoreboard import judge, load_claims, scoreboard
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, REPRODUCED
@@ -48,3 +50,35 @@ def test_three_seeds_leave_fail_inconclusive_and_the_table_shows_every_claim(mak
     assert len(table.cells) == len(CLAIMS)
     verdicts = {row["Claim"].text: row["Verdict"].text for _, row in table.cells.iterrows()}
     assert verdicts[CLAIMS["table2-order"]["claim"]] == NOT_TESTED
+
+
+def test_lazy_stackedmnist_pairs_its_runs_with_table1s_every_step_twins_by_seed(make_run):
+    _table1(make_run)  # every-step RpGAN + R1 + R2: KL 0.050 + 0.001 seed, all learnt
+    claim = CLAIMS["lazy-reg-stackedmnist"]
+    assert judge(claim, collect(make_run.root).runs)[0].outcome == NOT_TESTED  # no lazy run yet
+    for seed in range(5):  # lazy 8: KL x (8, 12, 9, 10, 11)
+        make_run("lazy", f"lazy8_seed{seed}", loss="rpgan", penalties=["r1", "r2"], lazy_interval=8, seed=seed,
+                 feeds="lazy-reg-stackedmnist", metrics=dict(modes=700, kl=(0.05 + 0.001 * seed) * (8, 12, 9, 10, 11)[seed]))
+    verdict, selected = judge(claim, collect(make_run.root).runs)
+    assert verdict.outcome == REPRODUCED and verdict.n == 5
+    assert abs(verdict.effect - math.exp(sum(map(math.log, (8, 12, 9, 10, 11))) / 5)) < 1e-9  # the geometric mean ratio
+    assert sorted(selected["feeds"].unique()) == ["lazy-reg-stackedmnist", "table1"] and len(selected) == 10
+
+
+def _toys(make_run, lr, ratio, feeds, datasets=("circle", "line"), lazy=(1,)):
+    for dataset in datasets:
+        for k in lazy:
+            for seed in range(8):
+                drift = 0.01 * (1 + 0.1 * seed) * (ratio if k == 1 else ratio * 3.95 * (1 + 0.01 * (seed % 3)))
+                make_run(feeds, f"{dataset}_lr{lr}_lazy{k}_seed{seed}", model="toy_mlp", dataset=dataset, loss="rpgan",
+                         penalties=["r1", "r2"], lr=lr, gamma=1.0, lazy_interval=k, seed=seed, feeds=feeds,
+                         metrics=dict(coverage=1.0, hq_fraction=0.8), stability=dict(final_drift=drift))
+
+
+def test_dirac_lr_claim_reads_drift_across_two_experiments(make_run):
+    _toys(make_run, 2e-4, 1.0, "lazy-reg-toys", lazy=(1, 8))
+    _toys(make_run, 8e-4, 4.2, "dirac-toys", lazy=(1, 8))  # x4.2 with lr x4: within x1.5 of the prediction
+    runs = collect(make_run.root).runs
+    lr, lazy = judge(CLAIMS["dirac-discrete-lr"], runs)[0], judge(CLAIMS["dirac-discrete-lazy"], runs)[0]
+    assert lr.outcome == REPRODUCED and "2 reproduced" in lr.note
+    assert lazy.outcome == REPRODUCED and "4 reproduced" in lazy.note  # lazy 8 drifts 3.95-4.03x lazy 1 in every cell

@@ -81,3 +81,34 @@ def test_no_event_in_enough_seeds_contradicts_a_claimed_failure_rate():
     verdict = compare_binary([False] * 5, [False] * 5, "higher", margin=0.5)
     assert verdict.outcome == CONTRADICTED and "upper bound 0.45" in verdict.note
     assert compare_binary([False] * 4, [False] * 4, "higher", margin=0.5).outcome == INCONCLUSIVE  # bound 0.53
+
+
+def test_a_predicted_ratio_met_within_the_margin_is_reproduced():
+    baseline = [0.01, 0.02, 0.015, 0.012, 0.018, 0.011]
+    variant = [b * r for b, r in zip(baseline, [3.9, 4.1, 4.0, 3.8, 4.2, 4.0])]  # log ratios: mean ln 4.0, sd ~0.04
+    verdict = compare_continuous(baseline, variant, "equal", margin=1.5, log_scale=True, expected=4.0)
+    assert verdict.outcome == REPRODUCED and abs(verdict.effect - 4.0) < 0.05 and verdict.p_value < 1e-4
+    assert verdict.note.startswith("equivalent to the prediction x4")
+
+
+def test_a_ratio_of_one_contradicts_a_predicted_four():
+    baseline = [0.01, 0.02, 0.015, 0.012, 0.018, 0.011]
+    variant = [b * r for b, r in zip(baseline, [0.9, 1.1, 1.0, 1.2, 0.95, 1.05])]
+    verdict = compare_continuous(baseline, variant, "equal", margin=1.5, log_scale=True, expected=4.0)
+    assert verdict.outcome == CONTRADICTED and verdict.high < 4.0 / 1.5  # the whole 95% interval below the band
+
+
+def test_a_noisy_ratio_near_the_prediction_is_inconclusive_with_its_detectable_departure():
+    baseline = [1.0, 1.0, 1.0]
+    variant = [1.0, 16.0, 4.0]  # log ratios 0, ln 16, ln 4: mean ln 4, sd ln 4
+    verdict = compare_continuous(baseline, variant, "equal", margin=1.5, log_scale=True, expected=4.0)
+    # se = ln 4 / sqrt 3 = 0.800; detectable = (t_.975,2 + t_.8,2) se = (4.303 + 1.061) * 0.800 = 4.292 -> x73.1
+    assert verdict.outcome == INCONCLUSIVE and abs(verdict.effect - 4.0) < 1e-9
+    assert abs(verdict.detectable - math.exp((4.3027 + 1.0607) * math.log(4) / math.sqrt(3))) / verdict.detectable < 1e-3
+
+
+def test_equal_needs_a_prediction_and_only_equal_takes_one():
+    with pytest.raises(ValueError, match="expected"):
+        compare_continuous([1.0, 2.0], [2.0, 4.0], "equal", margin=1.5, log_scale=True)
+    with pytest.raises(ValueError, match="expected"):
+        compare_continuous([1.0, 2.0], [2.0, 4.0], "higher", margin=1.5, log_scale=True, expected=2.0)

@@ -1,0 +1,123 @@
+"""Convergence as the theory defines it (paper Section 2, Appendix B; Appendix E's lazy regularization; issue 25): tables and the Dirac figure.
+
+Per cell, over seeds: D's final input-gradient norms on real and fake data (the regularized equilibrium has
+them vanish), G's late drift (the toys' analogue of the discrete-time DiracGAN's cycle) and the learning
+metrics that say whether the runs had learnt. The toy table holds the lazy-regularization runs, the toys run
+against the Dirac prediction and the learning curves that sized them; the Stacked MNIST table puts the lazy
+runs beside their every-step twins, Table 1's RpGAN + R1 + R2 runs.
+"""
+import math
+from typing import Optional
+
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+
+from reports.registry import register_table
+from reports.tables import (CI_NOTE, DIVERGED, Metric, TableSpec, build_table, feeds_mask, group_rows, select_mask)
+
+TOY_FEEDS = ("lazy-reg-toys", "dirac-toys", "learning-curves")
+STACKEDMNIST_FEED = "lazy-reg-stackedmnist"
+TWINS = dict(loss="rpgan", penalties="r1+r2")  # table1's runs with these settings are the lazy runs' every-step arm
+GRADIENTS = [Metric("stability.final_grad_norm_real", "Final ||grad D|| real", 4),
+             Metric("stability.final_grad_norm_fake", "Final ||grad D|| fake", 4),
+             Metric("stability.final_grad_ratio", "Fake / real", 2)]
+NOTE = ("Final: the mean over the last quarter of training's ticks (roadmap/stability.py); drift: the mean distance "
+        "between consecutive ticks' samples of the same latents there (the toys' analogue of the DiracGAN cycle).")
+
+
+def _toy_label(match: dict) -> str:
+    return f"{match['dataset']}, lr {float(match['lr']):g}, gamma {float(match['gamma']):g}, lazy {match['lazy_interval']}"
+
+
+def toy_table(runs: pd.DataFrame):
+    """The toy convergence table (one row per data set x lr x gamma x lazy interval), or None without such runs."""
+    part = runs[feeds_mask(runs, *TOY_FEEDS)] if len(runs) else runs
+    if not len(part):
+        return None
+    metrics = [Metric("coverage", "Coverage", 3), Metric("hq_fraction", "Near-support fraction", 3),
+               Metric("stability.final_drift", "Final drift", 4)] + GRADIENTS + [Metric(DIVERGED, "Diverged/total")]
+    spec = TableSpec(name="toy-convergence", caption="2-D toys: convergence (lazy regularization, the Dirac prediction, learning curves)",
+                     rows=group_rows(part, ("dataset", "lr", "gamma", "lazy_interval"), _toy_label), metrics=metrics,
+                     row_header="Data, lr, gamma, lazy", split_by=("duration_kimg",), notes=(CI_NOTE, NOTE))
+    return build_table(part, spec)
+
+
+def stackedmnist_table(runs: pd.DataFrame):
+    """Lazy 8 on Stacked MNIST beside its every-step twins (table1's RpGAN + R1 + R2), or None without lazy runs."""
+    if not len(runs) or not feeds_mask(runs, STACKEDMNIST_FEED).any():
+        return None
+    part = runs[feeds_mask(runs, STACKEDMNIST_FEED) | (feeds_mask(runs, "table1") & select_mask(runs, TWINS))]
+    rows = group_rows(part, ("lazy_interval",), lambda match: "RpGAN + R1 + R2, " + (
+        "every step (table1's runs)" if str(match["lazy_interval"]) == "1" else f"every {match['lazy_interval']}th step x {match['lazy_interval']}"))
+    metrics = [Metric("modes", "Modes", 1), Metric("kl", "KL", 4), Metric("recognisable_modes", "Recognisable modes", 1),
+               Metric("fd_mnist_classifier", "FD (MNIST classifier)", 2)] + GRADIENTS + [Metric(DIVERGED, "Diverged/total")]
+    spec = TableSpec(name="stackedmnist-convergence", caption="Stacked MNIST: lazy regularization at the learning-criterion length",
+                     rows=rows, metrics=metrics, row_header="Loss, regularization", notes=(CI_NOTE, NOTE))
+    return build_table(part, spec)
+
+
+@register_table(*TOY_FEEDS, STACKEDMNIST_FEED, order=65, name="convergence")
+def convergence_tables(results) -> list:
+    return [table for table in (toy_table(results.runs), stackedmnist_table(results.runs)) if table is not None]
+
+
+def _drifts(runs: pd.DataFrame, dataset: str, lazy: int) -> pd.DataFrame:
+    """[lr, drift] of finished toy runs on `dataset` at gamma 1 with lazy interval `lazy`."""
+    part = runs[feeds_mask(runs, *TOY_FEEDS) & select_mask(runs, dict(dataset=dataset, gamma=1.0, lazy_interval=lazy))]
+    part = part[part["status"].eq("completed")] if len(part) else part
+    if not len(part) or "stability.final_drift" not in part:
+        return pd.DataFrame(columns=["lr", "drift"])
+    frame = pd.DataFrame({"lr": pd.to_numeric(part["lr"], errors="coerce"), "drift": pd.to_numeric(part["stability.final_drift"], errors="coerce")})
+    return frame[(frame["lr"] > 0) & (frame["drift"] > 0)]
+
+
+def plot_dirac_toys(runs: pd.DataFrame, lazy_factor: float, datasets=("circle", "line"), axes=None):
+    """The discrete-time DiracGAN prediction with the toys' measured late drift on top. (fig, axes) or None without runs.
+
+    Points: one per run (G's final drift over lr, lazy 1 and 8, gamma 1); crosses: the geometric mean per lr.
+    Lines: the prediction, whose scale a toy does not share with the Dirac game, so it is anchored at the lazy-1
+    geometric mean of the smallest lr: drift proportional to lr (slope 1), and lazy 8 `lazy_factor` times lazy 1.
+    """
+    from reports.figures import _figure
+
+    present = [d for d in datasets if len(_drifts(runs, d, 1))]
+    if not present:
+        return None
+    if axes is None:
+        fig, axes = _figure(1, len(present), figsize=(3.6 * len(present), 3.2), squeeze=False)
+        axes = list(axes.flat)
+    else:
+        fig = axes[0].figure
+    colours = {1: "tab:blue", 8: "tab:red"}
+    lrs_run = sorted({lr for d in present for lazy in (1, 8) for lr in _drifts(runs, d, lazy)["lr"]})
+    for ax, dataset in zip(axes, present):
+        anchor: Optional[tuple] = None
+        for lazy in (1, 8):
+            frame = _drifts(runs, dataset, lazy)
+            if not len(frame):
+                continue
+            jitter = np.exp(np.random.default_rng(lazy).uniform(-0.04, 0.04, len(frame)))  # fixed: the figure is reproducible
+            ax.scatter(frame["lr"] * jitter, frame["drift"], s=10, alpha=0.5, color=colours[lazy], label=f"toy runs, lazy {lazy}")
+            means = frame.groupby("lr")["drift"].apply(lambda v: float(np.exp(np.log(v).mean())))
+            ax.scatter(means.index, means.values, marker="x", s=50, color=colours[lazy])
+            if lazy == 1:
+                anchor = (float(means.index[0]), float(means.values[0]))
+        if anchor is not None:
+            lrs = np.array([lrs_run[0] / 1.5, lrs_run[-1] * 1.5])  # every panel over every lr run, so panels compare
+            for lazy, factor in ((1, 1.0), (8, lazy_factor)):
+                ax.plot(lrs, anchor[1] * factor * lrs / anchor[0], color=colours[lazy], linestyle="--", linewidth=1,
+                        label=f"prediction, lazy {lazy}" + (f" (x{lazy_factor:.3g})" if lazy == 8 else " (slope 1)"))
+        ax.set(xscale="log", yscale="log", xlabel="lr", ylabel="G's final drift", title=f"{dataset}, gamma 1")
+        ax.set_xticks(lrs_run, [f"{lr:.0e}".replace("e-0", "e-") for lr in lrs_run])  # the lrs run, no crowded minor labels
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].legend(fontsize=6, loc="upper left")
+    fig.suptitle("Discrete-time DiracGAN prediction (lines) vs the toys (points)", fontsize=9)
+    return fig, axes
+
+
+def lazy_factor(dirac_discrete: dict, gamma: float = 1.0) -> float:
+    """The simulated lazy-8 / lazy-1 cycle-size ratio at `gamma`, geometric mean over the simulated lrs."""
+    row = [float(g) for g in dirac_discrete["gammas"]].index(gamma)
+    one, eight = dirac_discrete["cycle_size"]["1"][row], dirac_discrete["cycle_size"]["8"][row]
+    return float(math.exp(np.mean([math.log(b / a) for a, b in zip(one, eight)])))
