@@ -296,7 +296,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     data = _build_data(config, device)
     _check_shapes(pair, data)
     micro_D, micro_G = micro_batches(_with_default_micro_batch(config, loss, device, world_size), world_size)
-    generator, discriminator = pair.generator.to(device), pair.discriminator.to(device)
+    pair.place(device)  # the one choice of the layers' operators (networks/operators.py)
+    generator, discriminator = pair.generator, pair.discriminator
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
     betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))
     lr0 = cosine_ramp(config.lr, 0, config.burn_in_kimg * 1e3)
