@@ -63,7 +63,6 @@ def compute_fingerprint(config: RunConfig, operators=None) -> str:
     `operators`: the backend its layers run (networks/operators.py; None: the CPU's own). Leaves the
     caller's random streams and thread count untouched.
     """
-    from roadmap.losses import LossSpec
     from roadmap.registry import create_model
     from roadmap.schedules import cosine_ramp
     from roadmap.step import Batch, Optimization, training_iteration
@@ -74,7 +73,7 @@ def compute_fingerprint(config: RunConfig, operators=None) -> str:
         try:
             torch.manual_seed(FINGERPRINT_SEED)
             pair = create_model(config.model, **copy.deepcopy(config.model_args)).place("cpu", operators)
-            loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
+            loss = config.resolved_loss(pair.loss_spec)
             num_classes = max((int(getattr(m, "num_classes", 0) or 0) for m in pair.generator.modules()), default=0)  # a conditional G says so
             inputs = torch.Generator().manual_seed(FINGERPRINT_SEED)
             labels = (lambda: torch.randint(num_classes, (FINGERPRINT_BATCH,), generator=inputs)) if num_classes else (lambda: None)

@@ -35,7 +35,13 @@ class LossSpec:
     penalties: tuple = ()  # subset of PENALTIES
     lazy_interval: int = 1  # penalties on every k-th D step, weighted by k
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "LossSpec":
+        """From its YAML form (a builder's `loss` option: penalties a list, lazy_interval optional)."""
+        return cls(values["loss"], tuple(values["penalties"]), values.get("lazy_interval", 1))
+
     def as_dict(self) -> dict:
+        """Its YAML form (RunConfig's keys loss, penalties as a list, lazy_interval; the config hash reads them)."""
         return dict(loss=self.loss, penalties=list(self.penalties), lazy_interval=self.lazy_interval)
 
 

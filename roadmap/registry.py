@@ -53,9 +53,8 @@ class ModelPair:
     step_statistics: Optional[Callable[[int], dict]] = None
 
     def __post_init__(self):
-        if isinstance(self.loss_spec, dict):
-            self.loss_spec = LossSpec(self.loss_spec["loss"], tuple(self.loss_spec["penalties"]),
-                                      self.loss_spec.get("lazy_interval", 1))
+        if isinstance(self.loss_spec, dict):  # a builder's `loss` option, as YAML gives it
+            self.loss_spec = LossSpec.from_dict(self.loss_spec)
 
     def place(self, device, operators: Optional[type] = None) -> "ModelPair":
         """Move G and D to `device` and choose, once, the operators their layers run (networks/operators.py):

@@ -291,7 +291,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     set_cudnn_benchmark(device, config.cudnn_benchmark)
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
-    loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
+    loss = config.resolved_loss(pair.loss_spec)
     resolved = dict(to_dict(config), **loss.as_dict())
     data = _build_data(config, device)
     _check_shapes(pair, data)
