@@ -67,8 +67,9 @@ def benchmark(config: str, preset: str, width: float = 1.0, batch: int = 8, step
     set_cudnn_benchmark(device, cudnn_benchmark)
     micro = 1 if batch_gpu is None else batch // batch_gpu
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    generator = pair.generator.to(device, memory_format=memory_format)
-    discriminator = pair.discriminator.to(device, memory_format=memory_format)
+    pair.place(device)  # and with it the operators the step runs there (networks/operators.py)
+    generator = pair.generator.to(memory_format=memory_format)
+    discriminator = pair.discriminator.to(memory_format=memory_format)
     optimizer_G = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.0, 0.99))
     optimizer_D = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.0, 0.99))
     resolution = PRESETS[preset]["resolution"]

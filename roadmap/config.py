@@ -6,7 +6,7 @@ from typing import Optional
 import yaml
 
 from roadmap.errors import ConfigError, check_int, check_number, closest, unknown
-from roadmap.losses import check_loss_spec
+from roadmap.losses import LossSpec, check_loss_spec
 from roadmap.presets import PRESETS, TRAINING_FIELDS
 from roadmap.schedules import Ramp
 
@@ -50,13 +50,12 @@ class RunConfig:
     feeds: Optional[str] = None  # paper table or section this run feeds (the experiment file's `feeds:`); reports select by it
     init_from: Optional[str] = None  # run folder (ours or import-official's) whose G, D and G_ema weights start this run: fresh optimizers, kimg and schedules from 0 (a start, not a resume)
 
-    def resolved_loss(self, model_loss) -> dict:
-        """Loss selection (a LossSpec's fields) with the configuration's own `model_loss` (LossSpec) filled in where this run left None."""
-        return dict(
-            loss=self.loss if self.loss is not None else model_loss.loss,
-            penalties=list(self.penalties if self.penalties is not None else model_loss.penalties),
-            lazy_interval=self.lazy_interval if self.lazy_interval is not None else model_loss.lazy_interval,
-        )
+    def resolved_loss(self, model_loss: LossSpec) -> LossSpec:
+        """The run's loss selection: the configuration's own `model_loss` with this run's loss, penalties and
+        lazy_interval where it sets them (not None)."""
+        chosen = dict(loss=self.loss, penalties=None if self.penalties is None else tuple(self.penalties),
+                      lazy_interval=self.lazy_interval)
+        return dataclasses.replace(model_loss, **{field: value for field, value in chosen.items() if value is not None})
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}

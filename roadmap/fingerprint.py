@@ -9,7 +9,7 @@ tensors of the data's shape, not the data set itself, so no data is loaded; the 
 so all seeds of one setting share one fingerprint.
 
 The hash is of the bytes of every statistic and every parameter after the two updates, computed
-on the CPU with one thread and the run's own operators. It is bitwise, so it is also a
+on the CPU with one thread and the CPU's operators (or `operators`: the plain ones). It is bitwise, so it is also a
 fingerprint of the machine's kernels: compare fingerprints made on the same kind of machine
 (the evidence here: x86-64 CPU, PyTorch from pyproject.toml).
 """
@@ -57,12 +57,12 @@ def _digest(stats: dict, modules) -> str:
     return hasher.hexdigest()[:16]
 
 
-def compute_fingerprint(config: RunConfig) -> str:
+def compute_fingerprint(config: RunConfig, operators=None) -> str:
     """16 hex digits: the hash of FINGERPRINT_STEPS training iterations of `config`'s network and loss on fixed inputs.
 
-    Leaves the caller's random streams and thread count untouched.
+    `operators`: the backend its layers run (networks/operators.py; None: the CPU's own). Leaves the
+    caller's random streams and thread count untouched.
     """
-    from roadmap.losses import LossSpec
     from roadmap.registry import create_model
     from roadmap.schedules import cosine_ramp
     from roadmap.step import Batch, Optimization, training_iteration
@@ -72,8 +72,8 @@ def compute_fingerprint(config: RunConfig) -> str:
         torch.set_num_threads(1)
         try:
             torch.manual_seed(FINGERPRINT_SEED)
-            pair = create_model(config.model, **copy.deepcopy(config.model_args))
-            loss = LossSpec(**{k: (tuple(v) if k == "penalties" else v) for k, v in config.resolved_loss(pair.loss_spec).items()})
+            pair = create_model(config.model, **copy.deepcopy(config.model_args)).place("cpu", operators)
+            loss = config.resolved_loss(pair.loss_spec)
             num_classes = max((int(getattr(m, "num_classes", 0) or 0) for m in pair.generator.modules()), default=0)  # a conditional G says so
             inputs = torch.Generator().manual_seed(FINGERPRINT_SEED)
             labels = (lambda: torch.randint(num_classes, (FINGERPRINT_BATCH,), generator=inputs)) if num_classes else (lambda: None)

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from roadmap.errors import ConfigError, unknown
-from roadmap.networks import cpu_ops
 
 PENALTIES = ("r1", "r2")
 
@@ -36,7 +35,13 @@ class LossSpec:
     penalties: tuple = ()  # subset of PENALTIES
     lazy_interval: int = 1  # penalties on every k-th D step, weighted by k
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "LossSpec":
+        """From its YAML form (a builder's `loss` option: penalties a list, lazy_interval optional)."""
+        return cls(values["loss"], tuple(values["penalties"]), values.get("lazy_interval", 1))
+
     def as_dict(self) -> dict:
+        """Its YAML form (RunConfig's keys loss, penalties as a list, lazy_interval; the config hash reads them)."""
         return dict(loss=self.loss, penalties=list(self.penalties), lazy_interval=self.lazy_interval)
 
 
@@ -96,11 +101,10 @@ def generator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch
 def input_gradient(logits: torch.Tensor, inputs: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """d(sum of logits)/d(inputs), shape of inputs; per-sample because samples are independent.
 
-    Inside cpu_ops.inputs_only(): the CPU operators then skip the parameter gradients that this
-    autograd.grad on the inputs alone would compute and discard.
+    The D step measures it through cpu_ops.Capture.input_gradient, which lets the CPU operators skip the
+    parameter gradients that this autograd.grad on the inputs alone would compute and discard.
     """
-    with cpu_ops.inputs_only():
-        (gradient,) = torch.autograd.grad(logits.sum(), inputs, create_graph=create_graph, retain_graph=True)
+    (gradient,) = torch.autograd.grad(logits.sum(), inputs, create_graph=create_graph, retain_graph=True)
     return gradient
 
 

@@ -16,7 +16,7 @@ estimate = static + micro-batch x (per-sample graph of the larger phase) x TRANS
 - not included: the CUDA context and cuDNN workspaces (~0.5-1 GiB), the allocator's fragmentation,
   the data loader's pinned buffers.
 The GPU path runs the plain operators (the CPU operators of networks/cpu_ops.py only run on the CPU),
-which is what the meta device runs.
+so the pair is placed on them whatever the device (the meta device's own, and the CPU calibration's).
 """
 import dataclasses
 import functools
@@ -24,7 +24,7 @@ import json
 
 import torch
 
-from roadmap.networks.layers import plain_operators
+from roadmap.networks.operators import PlainOperators
 from roadmap.registry import create_model
 from roadmap.step import discriminator_step, generator_step
 
@@ -72,17 +72,16 @@ def _saved_bytes(function) -> int:
 @functools.lru_cache(maxsize=64)
 def _per_sample(model: str, model_args: str, loss: str, penalties: tuple, device: str) -> tuple:
     with torch.device(device):
-        pair = create_model(model, **json.loads(model_args))
+        pair = create_model(model, **json.loads(model_args)).place(device, PlainOperators)
     data_shape = _data_shape(pair, device)
     labels = _labels(pair, device)
     real = torch.zeros(1, *data_shape, device=device)
     z = torch.zeros(1, pair.latent_dim, device=device)
-    with plain_operators():
-        pair.generator.requires_grad_(False)
-        d_phase = _saved_bytes(lambda: discriminator_step(pair, real, labels, z, loss, penalties, 1.0, 1, scale=_no_backward))
-        pair.generator.requires_grad_(True)
-        pair.discriminator.requires_grad_(False)
-        g_phase = _saved_bytes(lambda: generator_step(pair, real, labels, z, loss, scale=_no_backward))
+    pair.generator.requires_grad_(False)
+    d_phase = _saved_bytes(lambda: discriminator_step(pair, real, labels, z, loss, penalties, 1.0, 1, scale=_no_backward))
+    pair.generator.requires_grad_(True)
+    pair.discriminator.requires_grad_(False)
+    g_phase = _saved_bytes(lambda: generator_step(pair, real, labels, z, loss, scale=_no_backward))
     parameters = [sum(p.numel() * 4 for p in module.parameters()) for module in (pair.generator, pair.discriminator)]
     static = ADAM_COPIES * parameters[0] + parameters[0] + ADAM_COPIES * parameters[1]
     return static, d_phase, g_phase

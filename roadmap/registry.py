@@ -15,6 +15,7 @@ from torch import nn
 
 from roadmap.errors import unknown
 from roadmap.losses import LossSpec
+from roadmap.networks.operators import operators_for, set_operators
 
 # The library's own registering package, imported on first lookup; tiers (toy2d, stackedmnist) and
 # plug-in packages register through the `r3bench.plugins` entry-point group (pyproject.toml), so
@@ -52,9 +53,16 @@ class ModelPair:
     step_statistics: Optional[Callable[[int], dict]] = None
 
     def __post_init__(self):
-        if isinstance(self.loss_spec, dict):
-            self.loss_spec = LossSpec(self.loss_spec["loss"], tuple(self.loss_spec["penalties"]),
-                                      self.loss_spec.get("lazy_interval", 1))
+        if isinstance(self.loss_spec, dict):  # a builder's `loss` option, as YAML gives it
+            self.loss_spec = LossSpec.from_dict(self.loss_spec)
+
+    def place(self, device, operators: Optional[type] = None) -> "ModelPair":
+        """Move G and D to `device` and choose, once, the operators their layers run (networks/operators.py):
+        `operators` (PlainOperators or CPUOperators), by default the device's own (operators_for); returns self."""
+        chosen = operators or operators_for(device)
+        for network in (self.generator, self.discriminator):
+            set_operators(network.to(device), chosen)
+        return self
 
 
 class DataSource(Protocol):
@@ -135,11 +143,16 @@ def list_datasets() -> list[str]:
 
 
 def create_model(name: str, **overrides) -> ModelPair:
-    """Build configuration `name`; keyword overrides win over the builder's defaults."""
+    """Build configuration `name`; keyword overrides win over the builder's defaults.
+
+    The pair is placed where it was built (the CPU, or the device of a `torch.device` context such as the
+    memory estimate's meta device): ready to run there; `ModelPair.place` moves it elsewhere.
+    """
     _load_all()
     if name not in _model_builders:
         raise unknown("configuration", name, _model_builders)
-    return _model_builders[name](**overrides)
+    pair = _model_builders[name](**overrides)
+    return pair.place(next(pair.discriminator.parameters()).device)
 
 
 def create_dataset(name: str, **options) -> DataSource:

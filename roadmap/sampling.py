@@ -60,7 +60,7 @@ def load_run(run_dir, device="cpu"):
     pair.generator.load_state_dict(checkpoint["generator_ema"])
     if "discriminator" in checkpoint:  # an imported G_ema-only snapshot has none
         pair.discriminator.load_state_dict(checkpoint["discriminator"])
-    pair.generator.to(device).eval().requires_grad_(False)
+    pair.place(device).generator.eval().requires_grad_(False)
     return config, pair
 
 

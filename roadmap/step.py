@@ -16,9 +16,9 @@ import torch
 import torch.distributed as dist
 
 from roadmap.errors import ConfigError
-from roadmap.losses import LossSpec, get_objective, input_gradient, regularization_weight, squared_norm
+from roadmap.losses import LossSpec, get_objective, regularization_weight, squared_norm
 from roadmap.networks import cpu_ops
-from roadmap.networks.layers import uses_cpu_ops
+from roadmap.networks.operators import fold_obstacles, hand_capture
 from roadmap.registry import ModelPair
 
 
@@ -45,93 +45,108 @@ class Optimization:
     scaler_D: torch.amp.GradScaler
 
 
-def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalties, gamma, regularization_weight,
+# The zero-centred penalty of each side of the D step (losses.PENALTIES): R1 on real samples, R2 on fake ones;
+# also the name of its statistic in metrics.jsonl.
+PENALTY = dict(real="r1", fake="r2")
+
+
+def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalties, gamma, weight,
                        scale=_identity, augment=_identity) -> dict:
     """Forward + backward of one D step (no optimizer step); returns 0-d statistic tensors.
 
+    `weight` is this step's lazy-regularization weight (losses.regularization_weight; 0: no penalty).
     Input gradients on real and fake samples are always measured: they are the penalties'
     integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
-    On the CPU, a discriminator that supports it takes the folded step below instead: the same
-    gradients with fewer passes over D.
+    Two strategies compute the same gradients: `_folded` where the discriminator's layers can fold
+    the adversarial gradient into a backward that runs anyway (networks/operators.py: no
+    `fold_obstacles`, e.g. on the CPU operators), with fewer passes over D; else `_unfolded`.
     """
     with torch.no_grad():
         fake = pair.generator(z, labels)
-    sides = dict(r1=real.detach().requires_grad_(True), r2=fake.detach().requires_grad_(True))
-    penalized = {name: regularization_weight > 0 and name in penalties for name in sides}
-    spec = get_objective(objective)
-    if _folds(pair.discriminator, real):
-        return _folded_discriminator_step(pair, sides, labels, spec, penalized, regularization_weight * gamma / 2,
-                                          scale, augment)
-    logits = {name: pair.discriminator(augment(inputs), labels) for name, inputs in sides.items()}
-    adversarial = spec.discriminator(logits["r1"], logits["r2"])
+    sides = dict(real=real.detach().requires_grad_(True), fake=fake.detach().requires_grad_(True))
+    penalty_weights = {side: weight * gamma / 2 if weight > 0 and PENALTY[side] in penalties else None for side in sides}
+    strategy = _folded if folds(pair.discriminator) else _unfolded
+    return strategy(pair.discriminator, sides, labels, get_objective(objective), penalty_weights, scale, augment)
+
+
+def folds(discriminator) -> bool:
+    """Whether the D step folds: every parameter of `discriminator` in a layer that folds, no declared exception."""
+    return not fold_obstacles(discriminator)
+
+
+def _discriminate(discriminator, inputs, labels, capture: cpu_ops.Capture):
+    """D's logits on `inputs` (already augmented), with `capture` handed to its layers for this one call."""
+    hand_capture(discriminator, capture)
+    try:
+        return discriminator(inputs, labels)
+    finally:
+        hand_capture(discriminator, None)
+
+
+def _unfolded(discriminator, sides: dict, labels, objective, penalty_weights: dict, scale, augment) -> dict:
+    """The D step as autograd runs it: the adversarial loss and the penalties in one backward."""
+    captures = {side: cpu_ops.Capture() for side in sides}  # nothing to fold: the input-gradient passes only
+    logits = {side: _discriminate(discriminator, augment(inputs), labels, captures[side]) for side, inputs in sides.items()}
+    adversarial = objective.discriminator(logits["real"], logits["fake"])
     total = adversarial.mean()
     stats = _logit_statistics(adversarial, logits)
-    for name, inputs in sides.items():
-        gradient = input_gradient(logits[name], inputs, create_graph=penalized[name])
-        _gradient_statistics(stats, name, gradient)
-        if penalized[name]:
-            total = total + regularization_weight * gamma / 2 * _penalty(stats, name, gradient)
+    for side, inputs in sides.items():
+        penalized = penalty_weights[side] is not None
+        gradient = captures[side].input_gradient(logits[side], inputs, create_graph=penalized)
+        _gradient_statistics(stats, side, gradient)
+        if penalized:
+            total = total + penalty_weights[side] * _penalty(stats, side, gradient)
     stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
     scale(total).backward()
     return stats
 
 
-def _folded_discriminator_step(pair: ModelPair, sides: dict, labels, spec, penalized: dict, penalty_weight, scale,
-                               augment) -> dict:
-    """The D step with each side's adversarial gradient folded (networks/cpu_ops.py, AdversarialFold) into a
-    backward of D that runs anyway: R1/R2's double backward on a penalized side, else the pass that measures
-    its input gradient. (One D call over real and fake concatenated measured no faster here, x1.00.)
+def _folded(discriminator, sides: dict, labels, objective, penalty_weights: dict, scale, augment) -> dict:
+    """The D step with each side's adversarial gradient folded (networks/cpu_ops.py, Capture) into a backward of D
+    that runs anyway: R1/R2's double backward on a penalized side, else the pass that measures its input gradient.
+    (One D call over real and fake concatenated measured no faster here, x1.00.)
     """
-    folds, logits = {}, {}
-    for name, inputs in sides.items():
-        folds[name] = cpu_ops.AdversarialFold()
-        augmented = augment(inputs)
-        with cpu_ops.folding(folds[name]):
-            logits[name] = pair.discriminator(augmented, labels)
-    detached = [logits[name].detach().requires_grad_(True) for name in sides]
-    adversarial = spec.discriminator(*detached)
+    captures, logits = {}, {}
+    for side, inputs in sides.items():
+        captures[side] = cpu_ops.Capture()
+        logits[side] = _discriminate(discriminator, augment(inputs), labels, captures[side])
+    detached = [logits[side].detach().requires_grad_(True) for side in sides]
+    adversarial = objective.discriminator(*detached)
     # allow_unused: a plug-in objective may ignore one side; its cotangent is then zero
     cotangents = torch.autograd.grad(scale(adversarial.mean()), detached, allow_unused=True)
-    for name, logit, cotangent in zip(sides, detached, cotangents):
-        folds[name].cotangent = torch.zeros_like(logit) if cotangent is None else cotangent
+    for side, logit, cotangent in zip(sides, detached, cotangents):
+        captures[side].cotangent = torch.zeros_like(logit) if cotangent is None else cotangent
     stats = _logit_statistics(adversarial, logits)
     terms = []
-    for name, inputs in sides.items():
-        if penalized[name]:
-            gradient = input_gradient(logits[name], inputs, create_graph=True)
+    for side, inputs in sides.items():
+        if penalty_weights[side] is not None:
+            gradient = captures[side].input_gradient(logits[side], inputs, create_graph=True)
         else:  # one backward: the input gradient, and (folded) the adversarial parameter gradients
-            logits[name].sum().backward()
+            logits[side].sum().backward()
             gradient = inputs.grad
-        _gradient_statistics(stats, name, gradient)
-        if penalized[name]:
-            terms.append(penalty_weight * _penalty(stats, name, gradient))
+        _gradient_statistics(stats, side, gradient)
+        if penalty_weights[side] is not None:
+            terms.append(penalty_weights[side] * _penalty(stats, side, gradient))
     stats["grad_ratio_max"] = stats["grad_norm_fake"] / stats["grad_norm_real"].clamp_min(1e-12)
     if terms:
         scale(sum(terms)).backward()
     return stats
 
 
-def _folds(discriminator, real) -> bool:
-    """Whether the D step folds: the CPU operators run and the discriminator supports folding."""
-    supported = getattr(discriminator, "adversarial_fold_supported", None)
-    return uses_cpu_ops(real) and supported is not None and supported()
-
-
 def _logit_statistics(adversarial, logits: dict) -> dict:
-    return dict(loss_D=adversarial.detach().mean(), logits_real=logits["r1"].detach().mean(),
-                logits_fake=logits["r2"].detach().mean())
+    return dict(loss_D=adversarial.detach().mean(), logits_real=logits["real"].detach().mean(),
+                logits_fake=logits["fake"].detach().mean())
 
 
-def _penalty(stats: dict, name: str, gradient) -> torch.Tensor:
-    """Mean of ||gradient_i||^2 (= losses.gradient_penalty, reusing the gradient's graph); recorded as stats[name]."""
+def _penalty(stats: dict, side: str, gradient) -> torch.Tensor:
+    """Mean of ||gradient_i||^2 (= losses.gradient_penalty, reusing the gradient's graph); recorded as stats["r1"|"r2"]."""
     penalty = squared_norm(gradient)
-    stats[name] = penalty.detach().mean()
+    stats[PENALTY[side]] = penalty.detach().mean()
     return penalty.mean()
 
 
-def _gradient_statistics(stats: dict, name: str, gradient) -> None:
+def _gradient_statistics(stats: dict, side: str, gradient) -> None:
     norms = squared_norm(gradient.detach()).sqrt()
-    side = "real" if name == "r1" else "fake"
     stats["grad_norm_" + side] = norms.mean()
     stats["grad_norm_" + side + "_max"] = norms.max()  # the per-tick peak (stability statistics)
 

@@ -356,7 +356,7 @@ def _check_models_and_data(specs, check_data: bool = True) -> None:
             except ConfigError as error:
                 raise ConfigError(f"{spec.experiment}: {error}") from None
         if None in (spec.config.loss, spec.config.penalties, spec.config.lazy_interval):
-            spec.config = dataclasses.replace(spec.config, **spec.config.resolved_loss(built[model_key]))
+            spec.config = dataclasses.replace(spec.config, **spec.config.resolved_loss(built[model_key]).as_dict())
         key = (spec.config.dataset, repr(sorted(spec.config.dataset_args.items())))
         if check_data and key not in checked:
             checked.add(key)

@@ -13,15 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from roadmap.errors import ConfigError, check_int, check_options
-from roadmap.networks import cpu_ops
-from roadmap.networks.layers import uses_cpu_ops
+from roadmap.networks.operators import OperatorLayer
 from roadmap.registry import ModelPair, register_model
 
 LEAK = 0.2  # leaky ReLU slope (StyleGAN and R3GAN)
 
 
-class ResidualBlock(nn.Module):
-    """Layer order: Conv3x3 -> LeakyReLU(0.2) -> Conv3x3 (no bias), the result added to the input."""
+class ResidualBlock(OperatorLayer):
+    """Layer order: Conv3x3 -> LeakyReLU(0.2) -> Conv3x3 (no bias), the result added to the input.
+
+    torch's nn.Conv2d hold the parameters (their init and names); the arithmetic runs through the operators.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -29,26 +31,27 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
 
     def forward(self, x):
-        if uses_cpu_ops(x):  # the same layers through the CPU operators (roadmap/networks/cpu_ops.py)
-            hidden = cpu_ops.biased_leaky_relu(cpu_ops.conv2d(x, self.conv1.weight, padding=1), self.conv1.bias, LEAK)
-            return x + cpu_ops.conv2d(hidden, self.conv2.weight, padding=1)
-        return x + self.conv2(F.leaky_relu(self.conv1(x), LEAK))
+        hidden = self.operators.leaky_layer(x, self.conv1.weight, self.conv1.bias, LEAK, padding=1, capture=self.capture)
+        return x + self.operators.conv2d(hidden, self.conv2.weight, padding=1, capture=self.capture)
+
+    def folded_parameters(self) -> list:
+        return [self.conv1.weight, self.conv1.bias, self.conv2.weight]
 
 
-class Transition(nn.Module):
+class Transition(OperatorLayer):
     """Layer order: bilinear resampling by `scale` (2 or 1/2) -> Conv1x1 when the width changes (else none)."""
 
     def __init__(self, in_channels: int, out_channels: int, scale: float):
         super().__init__()
         self.scale = scale
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else nn.Identity()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
 
     def forward(self, x):
-        if uses_cpu_ops(x):  # channels_last in and out, as the CPU operators around it (no layout copies)
-            x = F.interpolate(x.contiguous(memory_format=torch.channels_last), scale_factor=self.scale, mode="bilinear",
-                              align_corners=False)
-            return cpu_ops.conv2d(x, self.conv.weight) if isinstance(self.conv, nn.Conv2d) else x
-        return self.conv(F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False))
+        x = self.operators.interpolate(x, self.scale)
+        return x if self.conv is None else self.operators.conv2d(x, self.conv.weight, capture=self.capture)
+
+    def folded_parameters(self) -> list:
+        return [] if self.conv is None else [self.conv.weight]
 
 
 def _stage_channels(width: int, resolution: int) -> list:
@@ -97,7 +100,7 @@ class SmallResNetGenerator(nn.Module):
         return self.to_rgb(F.leaky_relu(self.stages(x), LEAK))
 
 
-class SmallResNetDiscriminator(nn.Module):
+class SmallResNetDiscriminator(OperatorLayer):
     """images [N, 3, r, r] -> logits [N].
 
     Layer order: Conv1x1 from RGB -> per stage (r, ..., 8, 4): `blocks` ResidualBlocks ->
@@ -119,18 +122,14 @@ class SmallResNetDiscriminator(nn.Module):
         _init_weights(self, blocks * len(widths))
 
     def forward(self, x, labels=None):
-        if uses_cpu_ops(x):  # the same layers through the CPU operators (roadmap/networks/cpu_ops.py)
-            h = self.stages(cpu_ops.conv2d(x, self.from_rgb.weight, self.from_rgb.bias))
-            h = cpu_ops.biased_leaky_relu(h, None, LEAK).flatten(1)
-            h = cpu_ops.biased_leaky_relu(cpu_ops.linear(h, self.hidden.weight), self.hidden.bias, LEAK)
-            return cpu_ops.linear(h, self.out.weight, self.out.bias).squeeze(1)
-        h = F.leaky_relu(self.stages(self.from_rgb(x)), LEAK).flatten(1)
-        return self.out(F.leaky_relu(self.hidden(h), LEAK)).squeeze(1)
+        operators, capture = self.operators, self.capture
+        h = self.stages(operators.conv2d(x, self.from_rgb.weight, self.from_rgb.bias, capture=capture))
+        h = operators.leaky_layer(operators.leaky_relu(h, LEAK, capture=capture).flatten(1), self.hidden.weight,
+                                  self.hidden.bias, LEAK, capture=capture)
+        return operators.linear(h, self.out.weight, self.out.bias, capture=capture).squeeze(1)
 
-    def adversarial_fold_supported(self) -> bool:
-        """The CPU D step may fold the adversarial gradient into R1/R2's double backward (roadmap/networks/cpu_ops.py):
-        every parameter sits in a convolution, linear layer or biased leaky ReLU of the CPU operators."""
-        return True
+    def folded_parameters(self) -> list:
+        return [*self.from_rgb.parameters(), *self.hidden.parameters(), *self.out.parameters()]
 
 
 def _small_resnet(latent_dim: int, width: int, blocks: int, resolution: int, loss: dict) -> ModelPair:

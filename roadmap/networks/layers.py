@@ -18,18 +18,18 @@ What the CPU emulation models and what it does not (the `precision` experiment):
 - not modelled: rounding and overflow *inside* a stage (convolution accumulation, intermediate
   activations of the residual blocks, the 1x1/3x3 matmul outputs that overflow before the stage
   boundary), the input gradients of R1/R2 as computed in the format, and autocast's per-op choices.
-CPU speed (issue "Performance"): on the CPU (`uses_cpu_ops`), convolutions, linear layers and the
-biased leaky ReLU run through networks/cpu_ops.py (channels_last, a cheap double backward for
-R1/R2, the adversarial gradient folded into it), and the bilinear resamplers as one depthwise
-(groups = channels) convolution instead of a single-channel convolution over N*C images (the
-layout of the official code's reference resamplers). The same values up to floating-point
-reordering (tests/roadmap/test_step.py bounds a whole iteration at 1e-5 relative).
-`plain_operators()` switches all of it off: inside it every step is bitwise the code before these
-speed-ups (the official reference ops, F.conv2d, autograd's own double backward).
+CPU speed (issue "Performance"): the layers here compute through the operator backend that
+networks/operators.py sets when their network is placed on its device. On the CPU, convolutions,
+linear layers and the biased leaky ReLU run through networks/cpu_ops.py (channels_last, a cheap
+double backward for R1/R2, the adversarial gradient folded into it), and the bilinear resamplers as
+one depthwise (groups = channels) convolution instead of a single-channel convolution over N*C
+images (the layout of the official code's reference resamplers). The same values up to
+floating-point reordering (tests/roadmap/test_step.py bounds a whole iteration at 1e-5 relative).
+The plain operators (operators.PlainOperators, selectable on the CPU too) are bitwise the code
+before these speed-ups (the official reference ops, F.conv2d, autograd's own double backward).
 Ablation options of the ResNet G/D (Appendix E negative results): `activation` (ACTIVATIONS) and
 `normalization` (NORMALIZATIONS); the defaults (leaky ReLU, none) are the paper's.
 """
-import contextlib
 import math
 
 import torch
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from roadmap.errors import ConfigError, unknown
-from roadmap.networks import cpu_ops
+from roadmap.networks.operators import OperatorLayer
 
 LEAKY_SLOPE = 0.2
 # Gain that keeps the second moment through a leaky ReLU(0.2) under He init: sqrt(2 / (1 + a^2)).
@@ -49,24 +49,6 @@ NORMALIZATIONS = ("none", "group")  # Appendix E: GroupNorm in G and D
 SMU_ALPHA = 0.25  # smooth maximum unit (Biswas et al. 2022): slope of the leaky part
 SMU_MU = 1.0  # SMU smoothing, fixed here (the SMU paper also allows a learnable mu; fixed keeps parameter counts)
 GROUP_NORM_GROUPS = 32  # at most this many groups per GroupNorm (Wu & He's default), fewer when channels do not divide
-_plain = False  # True inside plain_operators(): the straightforward ops (equivalence tests, before/after benchmarks)
-
-
-@contextlib.contextmanager
-def plain_operators():
-    """Inside the block, the plain operators: F.conv2d/F.linear/F.leaky_relu with autograd's own backward, and
-    resampling as the official reference ops do (N*C single-channel images)."""
-    global _plain
-    previous, _plain = _plain, True
-    try:
-        yield
-    finally:
-        _plain = previous
-
-
-def uses_cpu_ops(x: torch.Tensor) -> bool:
-    """Whether layers given `x` run the CPU operators (cpu_ops.py): on the CPU, outside plain_operators()."""
-    return not _plain and x.device.type == "cpu"
 
 
 def precision_dtype(precision: str) -> torch.dtype:
@@ -128,6 +110,8 @@ def group_count(channels: int, most: int = GROUP_NORM_GROUPS) -> int:
 class GroupNorm(nn.GroupNorm):
     """torch GroupNorm (affine) whose fp32 weights follow the activation's dtype; `group_count` groups."""
 
+    fold_exception = "GroupNorm runs on autograd's own backward, not on the operators that fold"
+
     def __init__(self, channels: int):
         super().__init__(group_count(channels), channels)
 
@@ -164,25 +148,23 @@ def msr_init(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         return weight.normal_(0.0, gain / math.sqrt(fan_in))
 
 
-class Convolution(nn.Module):
-    """Conv2d with 'same' padding whose fp32 weights follow the activation's dtype; bias optional."""
+class Convolution(OperatorLayer):
+    """Conv2d with 'same' padding (or `padding`) whose fp32 weights follow the activation's dtype; bias optional."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, groups: int = 1, bias: bool = False, gain: float = 1.0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, groups: int = 1, bias: bool = False,
+                 gain: float = 1.0, padding=None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.groups, self.padding = groups, (kernel_size - 1) // 2
+        self.groups, self.padding = groups, (kernel_size - 1) // 2 if padding is None else padding
         msr_init(self.weight, gain)
 
     def forward(self, x):
-        if uses_cpu_ops(x):
-            return cpu_ops.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.groups)
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return F.conv2d(x, self.weight.to(x.dtype), bias, padding=self.padding, groups=self.groups)
+        return self.operators.conv2d(x, self.weight, self.bias, padding=self.padding, groups=self.groups, capture=self.capture)
 
 
-class Linear(nn.Module):
-    """Fully connected layer, He init, dtype-following weights; bias optional."""
+class Linear(OperatorLayer):
+    """Fully connected layer on x [N, in], He init, dtype-following weights; bias optional."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False, gain: float = 1.0):
         super().__init__()
@@ -191,26 +173,22 @@ class Linear(nn.Module):
         msr_init(self.weight, gain)
 
     def forward(self, x):
-        if uses_cpu_ops(x) and x.ndim == 2:
-            return cpu_ops.linear(x, self.weight, self.bias)
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return F.linear(x, self.weight.to(x.dtype), bias)
+        return self.operators.linear(x, self.weight, self.bias, capture=self.capture)
 
 
-class BiasedActivation(nn.Module):
+class BiasedActivation(OperatorLayer):
     """x + bias (per channel), then the nonlinearity (leaky ReLU(0.2) by default). Layer order: bias -> activation."""
 
     def __init__(self, channels: int, activation: str = "lrelu"):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
         self.activation = activation_function(activation)
-        self.leaky = activation == "lrelu"
+        self.slope = LEAKY_SLOPE if activation == "lrelu" else None
+        if self.slope is None:
+            self.fold_exception = f"{activation} has a second derivative: it runs on autograd's own backward"
 
     def forward(self, x):
-        if self.leaky and uses_cpu_ops(x):
-            return cpu_ops.biased_leaky_relu(x, self.bias, LEAKY_SLOPE)
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        return self.activation(x + self.bias.to(x.dtype).view(shape))
+        return self.operators.biased_activation(x, self.bias, self.activation, self.slope, capture=self.capture)
 
 
 def _bilinear_kernel() -> torch.Tensor:
@@ -220,7 +198,7 @@ def _bilinear_kernel() -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-class Upsample(nn.Module):
+class Upsample(OperatorLayer):
     """Bilinear 2x upsampling (transposed depthwise conv with the [1,3,3,1] filter, times 4); no parameters."""
 
     def __init__(self):
@@ -228,15 +206,10 @@ class Upsample(nn.Module):
         self.register_buffer("kernel", _bilinear_kernel().view(1, 1, 4, 4), persistent=False)
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        kernel = 4 * self.kernel.to(x.dtype)
-        if uses_cpu_ops(x):  # groups = channels: oneDNN's depthwise kernel, ~4x faster than N*C single-channel images
-            return F.conv_transpose2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
-        y = F.conv_transpose2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1)
-        return y.view(n, c, 2 * h, 2 * w)
+        return self.operators.upsample(x, 4 * self.kernel.to(x.dtype))
 
 
-class Downsample(nn.Module):
+class Downsample(OperatorLayer):
     """Bilinear 2x downsampling (depthwise stride-2 conv with the [1,3,3,1] filter); no parameters."""
 
     def __init__(self):
@@ -244,9 +217,4 @@ class Downsample(nn.Module):
         self.register_buffer("kernel", _bilinear_kernel().view(1, 1, 4, 4), persistent=False)
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        kernel = self.kernel.to(x.dtype)
-        if uses_cpu_ops(x):  # depthwise, as in Upsample
-            return cpu_ops.conv2d(x, kernel.expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
-        y = F.conv2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1)
-        return y.view(n, c, h // 2, w // 2)
+        return self.operators.downsample(x, self.kernel.to(x.dtype), capture=self.capture)

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from roadmap.networks import cpu_ops
 from roadmap.networks.layers import (
     LEAKY_GAIN,
     BiasedActivation,
@@ -25,8 +24,12 @@ from roadmap.networks.layers import (
     Upsample,
     enter_precision,
     normalization_layer,
-    uses_cpu_ops,
 )
+
+
+# Why a projection D cannot fold (networks/operators.py): the embedding is not on the path from the image to the
+# logit, so the input-gradient pass that carries the folded adversarial gradient never reaches it.
+PROJECTION_OFF_THE_IMAGE_PATH = "the projection embedding is off the image's path: the input-gradient pass never reaches it"
 
 
 class ResidualBlock(nn.Module):
@@ -68,19 +71,16 @@ class GenerativeBasis(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """D's 4x4 transition: global 4x4 depthwise conv (no bias) -> Linear(C -> out) (no bias)."""
+    """D's 4x4 transition: global 4x4 depthwise conv (no bias, no padding: the kernel covers the 4x4 map once)
+    -> Linear(C -> out) (no bias)."""
 
     def __init__(self, channels: int, out_features: int):
         super().__init__()
-        self.depthwise = Convolution(channels, channels, 4, groups=channels)
+        self.depthwise = Convolution(channels, channels, 4, groups=channels, padding=0)
         self.linear = Linear(channels, out_features)
 
     def forward(self, x):
-        if uses_cpu_ops(x):
-            y = cpu_ops.conv2d(x, self.depthwise.weight, groups=self.depthwise.groups)
-        else:  # no padding: the 4x4 kernel covers the 4x4 map once
-            y = F.conv2d(x, self.depthwise.weight.to(x.dtype), groups=self.depthwise.groups)
-        return self.linear(y.flatten(1))
+        return self.linear(self.depthwise(x).flatten(1))
 
 
 class UpTransition(nn.Module):
@@ -124,6 +124,15 @@ class Stage(nn.Module):
         if monitor is not None:
             for part in ((".in",) if dtype != torch.float32 else ()) + (".act", ".grad"):
                 monitor.register(name + part)
+
+    @property
+    def fold_exception(self):
+        """Why a D step cannot fold through this stage (networks/operators.py), or None."""
+        if self.dtype != torch.float32:
+            return f"runs in {self.dtype}: the skipped adversarial backward would have been rounded through the format"
+        if self.monitor is not None:
+            return "its event monitor counts the gradients of the adversarial backward that the fold skips"
+        return None
 
     def forward(self, x):
         if self.monitor is None:
@@ -208,19 +217,12 @@ class ResNetDiscriminator(nn.Module):
         self.stages = nn.ModuleList(stages)
         # Projection embedding scaled so that the logit starts with unit-order variance.
         self.embedding = Linear(num_classes, out_features, gain=out_features ** -0.5) if num_classes else None
+        if self.embedding is not None:
+            self.embedding.fold_exception = PROJECTION_OFF_THE_IMAGE_PATH
         self.num_classes = num_classes
         self.monitor = monitor
-        self.options = dict(activation=activation, normalization=normalization)
         if monitor is not None:
             monitor.register("D.logits")
-
-    def adversarial_fold_supported(self) -> bool:
-        """Whether the CPU D step may fold the adversarial gradient into R1/R2's double backward
-        (networks/cpu_ops.py): every parameter sits in a convolution, linear layer or biased leaky
-        ReLU on the path from the image to the logit, in fp32 (no projection embedding, no GroupNorm,
-        no smooth activation, no emulated precision, no event monitor)."""
-        return (self.embedding is None and self.monitor is None and self.options == dict(activation="lrelu", normalization="none")
-                and all(stage.dtype == torch.float32 for stage in self.stages))
 
     def forward(self, x, labels=None):
         x = enter_precision(x.float(), self.stages[0].dtype)

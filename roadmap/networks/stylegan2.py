@@ -33,7 +33,7 @@ from roadmap.networks.layers import (
     Upsample,
     enter_precision,
 )
-from roadmap.networks.resnet import GenerativeBasis, _stage_dtypes
+from roadmap.networks.resnet import PROJECTION_OFF_THE_IMAGE_PATH, GenerativeBasis, _stage_dtypes
 
 SQRT2 = math.sqrt(2.0)
 
@@ -43,8 +43,13 @@ def _lrelu(x, gain: float = SQRT2):
     return F.leaky_relu(x, LEAKY_SLOPE) * gain
 
 
+EQUALIZED = "equalized learning rate: torch's own layers on a scaled weight, not the operators that fold"
+
+
 class EqualizedLinear(nn.Module):
     """Linear layer with equalized learning rate: N(0, 1/lr_mult^2) weights scaled by lr_mult/sqrt(fan_in) at run time."""
+
+    fold_exception = EQUALIZED
 
     def __init__(self, in_features, out_features, bias=True, lr_multiplier=1.0, bias_init=0.0):
         super().__init__()
@@ -59,6 +64,8 @@ class EqualizedLinear(nn.Module):
 
 class EqualizedConvolution(nn.Module):
     """Conv2d ('same' padding) with equalized learning rate; bias optional."""
+
+    fold_exception = EQUALIZED
 
     def __init__(self, in_channels, out_channels, kernel_size, bias=True):
         super().__init__()
@@ -250,6 +257,8 @@ class StrippedGenerator(nn.Module):
 class MinibatchStddev(nn.Module):
     """Appends one channel: the mean over features of the per-group std across the minibatch (group <= 8)."""
 
+    fold_exception = "mixes the samples of a group: the adversarial gradient no longer factors per sample"
+
     def __init__(self, group_size=8):
         super().__init__()
         self.group_size = group_size
@@ -284,6 +293,13 @@ class ResidualDiscriminatorBlock(nn.Module):
             self.skip = Convolution(in_channels, out_channels, 1)
         self.downsample = Downsample()
         self.dtype = dtype
+
+    @property
+    def fold_exception(self):
+        """Why a D step cannot fold through this block (networks/operators.py), or None."""
+        if self.dtype != torch.float32:
+            return f"runs in {self.dtype}: the skipped adversarial backward would have been rounded through the format"
+        return None
 
     def _act(self, x, act):
         return _lrelu(x) if act is None else act(x)
@@ -323,15 +339,9 @@ class ResidualDiscriminator(nn.Module):
             self.fc, self.fc_act = Linear(last * 16, last, gain=LEAKY_GAIN), BiasedActivation(last)
             self.out = Linear(last, out_features, bias=True)
             self.embedding = Linear(num_classes, out_features) if num_classes else None
+            if self.embedding is not None:
+                self.embedding.fold_exception = PROJECTION_OFF_THE_IMAGE_PATH
         self.num_classes, self.first_dtype = num_classes, dtypes[0]
-        self.equalized, self.dtypes = equalized, dtypes
-
-    def adversarial_fold_supported(self) -> bool:
-        """Whether the CPU D step may fold the adversarial gradient into R1/R2's double backward
-        (networks/cpu_ops.py): the stripped D of Configs B-C (no equalized lr, no minibatch stddev),
-        unconditional, in fp32."""
-        return (not self.equalized and isinstance(self.mbstd, nn.Identity) and self.embedding is None
-                and all(dtype == torch.float32 for dtype in self.dtypes))
 
     @staticmethod
     def _act(x, act):

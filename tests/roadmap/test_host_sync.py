@@ -21,8 +21,8 @@ E = dict(preset="stackedmnist", width=0.03125, resolution=16, blocks=1)
 # (`torch.rand([]) < p`) and at which layer (`int(torch.randint(...))`), because the cutoff is a
 # Python slice. Making it a device-side select would change A's random draws, and with them every
 # committed Config A number; the official StyleGAN2-ADA code reads the cutoff as a slice too.
-MIXING_DECISION = HostRead("__bool__", "stylegan2.py:202 forward")  # every training-mode generator call
-MIXING_CUTOFF = HostRead("__int__", "stylegan2.py:204 forward")  # only the calls that mix (probability 0.9)
+MIXING_DECISION = HostRead("__bool__", "stylegan2.py:209 forward")  # every training-mode generator call
+MIXING_CUTOFF = HostRead("__int__", "stylegan2.py:211 forward")  # only the calls that mix (probability 0.9)
 
 
 def _reads(row, model_args, loss=None, step=0):

@@ -60,7 +60,7 @@ def test_paper_scale_estimates():
 
 
 def _child(model: str, model_args: str, batch: str) -> None:
-    from roadmap.networks.layers import plain_operators
+    from roadmap.networks.operators import PlainOperators
     from roadmap.registry import create_model
     from roadmap.step import Batch, Optimization, training_iteration
 
@@ -70,15 +70,14 @@ def _child(model: str, model_args: str, batch: str) -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    pair = create_model(model, **json.loads(model_args))
+    pair = create_model(model, **json.loads(model_args)).place("cpu", PlainOperators)
     optimization = Optimization(torch.optim.Adam(pair.generator.parameters()), torch.optim.Adam(pair.discriminator.parameters()),
                                 torch.amp.GradScaler("cpu", enabled=False), torch.amp.GradScaler("cpu", enabled=False))
     with torch.no_grad():
         shape = pair.generator(torch.zeros(1, pair.latent_dim)).shape[1:]
     real, z = torch.rand(int(batch), *shape) * 2 - 1, torch.randn(int(batch), pair.latent_dim)
     before = resident()
-    with plain_operators():
-        training_iteration(pair, optimization, pair.loss_spec, 0, 1.0, Batch(real, None, z), Batch(real, None, z))
+    training_iteration(pair, optimization, pair.loss_spec, 0, 1.0, Batch(real, None, z), Batch(real, None, z))
     print(json.dumps(dict(growth=_peak_resident() - before)))
 
 

@@ -4,7 +4,6 @@ Both phases split their batch of 8 into 4 micro-batches of 2, accumulate gradien
 per micro-batch; losses, every statistic and every parameter gradient agree with the one-pass step
 to 1e-5 relative. With a count of 1 the step is the one-pass code itself (bitwise, both operator paths).
 """
-import contextlib
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from roadmap.config import micro_batches, resolve
 from roadmap.errors import ConfigError
 from roadmap.losses import LossSpec
-from roadmap.networks.layers import plain_operators
+from roadmap.networks.operators import PlainOperators
 from roadmap.registry import create_model
 from roadmap.step import Batch, Optimization, _accumulating, combine, split, training_iteration
 
@@ -24,7 +23,7 @@ GAN_R1 = LossSpec(loss="gan", penalties=("r1",), lazy_interval=1)
 def _iteration(row, model_args, loss, micro: int, step: int = 0, plain: bool = False, keep_zero=()):
     """(statistics as floats, {parameter: gradient}) of one iteration at batch 8 with `micro` micro-batches per phase."""
     torch.manual_seed(0)
-    pair = create_model(row, **model_args)
+    pair = create_model(row, **model_args).place("cpu", PlainOperators if plain else None)
     with torch.no_grad():  # non-zero residual branches so every path carries gradient
         for module in (pair.generator, pair.discriminator):
             for name, parameter in module.named_parameters():
@@ -38,9 +37,8 @@ def _iteration(row, model_args, loss, micro: int, step: int = 0, plain: bool = F
     real = torch.rand(2, 8, 3, 16, 16, generator=source) * 2 - 1
     z = torch.randn(2, 8, pair.latent_dim, generator=source)
     labels = torch.tensor([0, 3, 3, 9, 1, 2, 7, 7]) if getattr(pair.discriminator, "num_classes", 0) else None
-    with plain_operators() if plain else contextlib.nullcontext():
-        stats = training_iteration(pair, optimization, loss, step, 1.0, Batch(real[0], labels, z[0]), Batch(real[1], labels, z[1]),
-                                   micro_batches_D=micro, micro_batches_G=micro)
+    stats = training_iteration(pair, optimization, loss, step, 1.0, Batch(real[0], labels, z[0]), Batch(real[1], labels, z[1]),
+                               micro_batches_D=micro, micro_batches_G=micro)
     gradients = {f"{side}.{name}": p.grad.clone() for side, module in (("G", pair.generator), ("D", pair.discriminator))
                  for name, p in module.named_parameters() if p.grad is not None}
     return {k: float(v) for k, v in stats.items()}, gradients
@@ -77,8 +75,7 @@ def test_four_micro_batches_equal_the_whole_batch(row, model_args, loss):
 
 
 def test_four_micro_batches_equal_the_whole_batch_with_plain_operators():
-    with plain_operators():
-        _assert_close(_iteration("E", E, R1_R2, micro=1), _iteration("E", E, R1_R2, micro=4))
+    _assert_close(_iteration("E", E, R1_R2, micro=1, plain=True), _iteration("E", E, R1_R2, micro=4, plain=True))
 
 
 def test_config_a_up_to_its_per_call_state():

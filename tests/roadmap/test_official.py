@@ -42,14 +42,14 @@ def _outputs(name):
 
 
 def _our_outputs(run_dir, recorded, plain=False):
-    """Our G_ema(z), G(z), D(x) of an imported run on the recorded inputs (with plain_operators() if `plain`)."""
-    from roadmap.networks.layers import plain_operators
+    """Our G_ema(z), G(z), D(x) of an imported run on the recorded inputs (on the plain operators if `plain`)."""
+    from roadmap.networks.operators import PlainOperators
 
     checkpoint = files.load_checkpoint(run_dir)
-    pair = create_model("E", **checkpoint["config"]["model_args"])
+    pair = create_model("E", **checkpoint["config"]["model_args"]).place("cpu", PlainOperators if plain else None)
     labels = recorded["labels"] if pair.generator.num_classes else None
     result = {}
-    with torch.no_grad(), (plain_operators() if plain else contextlib.nullcontext()):
+    with torch.no_grad():
         for role, key, module, inputs in (("G_ema", "generator_ema", pair.generator, recorded["z"]),
                                           ("G", "generator", pair.generator, recorded["z"]),
                                           ("D", "discriminator", pair.discriminator, recorded["x"])):

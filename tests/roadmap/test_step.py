@@ -1,20 +1,19 @@
 """The optimized training iteration computes what the plain one does, up to floating-point reordering (issue "Performance").
 
-Plain: layers.plain_operators() (N*C single-channel resampling, as the official reference ops;
+Plain: the pair placed on operators.PlainOperators (N*C single-channel resampling, as the official reference ops;
 F.conv2d and autograd's own double backward; contiguous tensors), i.e. the step as it was before
 the CPU speed-ups. Optimized: the default CPU operators (networks/cpu_ops.py: channels_last, the
 cheap double backward, and the adversarial gradient folded into R1/R2's double backward where the
 discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
 batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative.
 """
-import contextlib
-
 import pytest
 import torch
 
 from roadmap.configs import ROWS
 from roadmap.losses import LossSpec
-from roadmap.networks.layers import Downsample, Upsample, plain_operators
+from roadmap.networks.layers import Downsample, Upsample
+from roadmap.networks.operators import CPUOperators, PlainOperators, set_operators
 from roadmap.registry import create_model
 from roadmap.step import Batch, Optimization, training_iteration
 
@@ -28,6 +27,7 @@ def _iteration(row: str, plain: bool, loss: LossSpec = R1_R2, step: int = 0, pre
     """(statistics, {parameter name: gradient}) of one iteration (D step number `step`) of `row` at a tiny width, 16 px, batch 4."""
     torch.manual_seed(0)
     pair = create_model(row, **(model_args or dict(preset=preset, width=0.03125, resolution=16)))
+    pair.place("cpu", PlainOperators if plain else CPUOperators)
     # Make the zero-initialized last convs of the residual blocks non-zero, so every path carries gradient.
     with torch.no_grad():
         for module in (pair.generator, pair.discriminator):
@@ -41,8 +41,7 @@ def _iteration(row: str, plain: bool, loss: LossSpec = R1_R2, step: int = 0, pre
     real = (torch.rand(2, 4, 3, 16, 16, generator=generator) * 2 - 1)
     z = torch.randn(2, 4, pair.latent_dim, generator=generator)
     labels = torch.tensor([0, 3, 3, 9]) if getattr(pair.discriminator, "num_classes", 0) else None
-    with plain_operators() if plain else contextlib.nullcontext():
-        stats = training_iteration(pair, optimization, loss, step, 1.0, Batch(real[0], labels, z[0]), Batch(real[1], labels, z[1]))
+    stats = training_iteration(pair, optimization, loss, step, 1.0, Batch(real[0], labels, z[0]), Batch(real[1], labels, z[1]))
     gradients = {f"{side}.{name}": p.grad.clone() for side, module in (("G", pair.generator), ("D", pair.discriminator))
                  for name, p in module.named_parameters() if p.grad is not None}
     return {k: float(v) for k, v in stats.items()}, gradients
@@ -99,31 +98,36 @@ def test_plain_and_fast_resampling_agree_and_plain_is_bitwise_the_reference():
     """Depthwise channels_last (fast) and per-channel (plain) resampling agree to fp64 rounding."""
     x = torch.randn(2, 5, 8, 8, dtype=torch.float64)
     for layer in (Upsample().double(), Downsample().double()):
-        with plain_operators():
-            plain = layer(x)
-        torch.testing.assert_close(layer(x), plain, rtol=1e-13, atol=1e-15)
+        plain = set_operators(layer, PlainOperators)(x)
+        torch.testing.assert_close(set_operators(layer, CPUOperators)(x), plain, rtol=1e-13, atol=1e-15)
         assert plain.shape[2] == (16 if isinstance(layer, Upsample) else 4)
     # the bilinear weights: a constant image stays constant away from the borders
     ones = torch.ones(1, 1, 8, 8)
-    assert torch.allclose(Upsample()(ones)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
-    assert torch.allclose(Downsample()(ones)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+    assert torch.allclose(set_operators(Upsample(), CPUOperators)(ones)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    assert torch.allclose(set_operators(Downsample(), CPUOperators)(ones)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
 
 
-def test_plain_operators_restores_the_fast_path_after_an_error():
-    from roadmap.networks import layers
-
-    with pytest.raises(RuntimeError):
-        with plain_operators():
-            raise RuntimeError("boom")
-    assert layers._plain is False
+def test_placement_chooses_the_operators_once_for_the_device():
+    """A pair runs the CPU operators where it is built (the CPU) and on the CPU; the plain ones on any other
+    device (the meta device here) and wherever it is placed with them, until it is placed again."""
+    pair = create_model("E", preset="stackedmnist", width=0.03125, resolution=16)
+    layers = [m for m in pair.discriminator.modules() if isinstance(m, (Upsample, Downsample)) or type(m).__name__ == "Convolution"]
+    assert layers and all(m.operators is CPUOperators for m in layers)
+    pair.place("cpu", PlainOperators)
+    assert all(m.operators is PlainOperators for m in layers)
+    pair.place("meta")
+    assert all(m.operators is PlainOperators for m in layers) and pair.discriminator.from_rgb.weight.is_meta
+    with torch.device("meta"):
+        assert create_model("E", preset="stackedmnist", width=0.03125, resolution=16).discriminator.from_rgb.operators is PlainOperators
 
 
 def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_graph(monkeypatch):
     """E's D step runs each layer's first-order backward once per side when folded (the input-gradient
     pass, which also carries the adversarial gradient); unfolded, the adversarial backward runs it once
     more on each side. With R1 + R2 on, and on a lazy step without penalties."""
+    from roadmap import step as step_module
     from roadmap.networks import cpu_ops
-    from roadmap.step import _folds, discriminator_step
+    from roadmap.step import discriminator_step, folds
 
     calls = []
     original = cpu_ops._Layer.backward
@@ -138,12 +142,12 @@ def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_g
     real, z = torch.rand(4, 3, 16, 16), torch.randn(4, pair.latent_dim)
     layers = sum(1 for module in pair.discriminator.modules()
                  if type(module).__name__ in ("Convolution", "Linear", "Downsample"))  # the head's depthwise is a Convolution
-    assert _folds(pair.discriminator, real)
+    assert folds(pair.discriminator)
     for weight in (1, 0):  # a penalty step, a lazy step
         calls.clear()
         discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, weight)
         assert len(calls) == 2 * layers, weight
-    monkeypatch.setattr(type(pair.discriminator), "adversarial_fold_supported", lambda self: False)
+    monkeypatch.setattr(step_module, "folds", lambda discriminator: False)
     for weight in (1, 0):
         calls.clear()
         discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, weight)
@@ -152,17 +156,14 @@ def test_the_fold_is_used_where_supported_and_skips_the_backward_of_ds_forward_g
     for row, options in (("E", dict(preset="cifar10")), ("E", dict(normalization="group")), ("E", dict(activation="gelu")),
                          ("A", {})):
         other = create_model(row, **dict(dict(preset="stackedmnist", width=0.03125, resolution=16), **options))
-        assert not _folds(other.discriminator, real), (row, options)
-    with plain_operators():
-        assert not _folds(pair.discriminator, real)
+        assert not folds(other.discriminator), (row, options)
+    assert not folds(pair.place("cpu", PlainOperators).discriminator)
 
 
 def test_the_input_gradient_pass_computes_no_weight_gradients(monkeypatch):
     """R1/R2's input gradient (autograd.grad on the images, with a graph) would otherwise run one
     weight-gradient kernel per layer that autograd.grad discards: E's folded D step with R1 + R2 runs
     them only in the double backward, once per weighted layer and side."""
-    import contextlib as _contextlib
-
     from roadmap.networks import cpu_ops
     from roadmap.step import discriminator_step
 
@@ -181,7 +182,8 @@ def test_the_input_gradient_pass_computes_no_weight_gradients(monkeypatch):
     discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
     assert len(calls) == 2 * weighted
     calls.clear()
-    monkeypatch.setattr(cpu_ops, "inputs_only", _contextlib.nullcontext)
+    monkeypatch.setattr(cpu_ops.Capture, "input_gradient", lambda capture, logits, inputs, create_graph: torch.autograd.grad(
+        logits.sum(), inputs, create_graph=create_graph, retain_graph=True)[0])  # without inputs_only
     discriminator_step(pair, real, None, z, "rpgan", ["r1", "r2"], 1.0, 1)
     assert len(calls) == 4 * weighted
 

@@ -198,7 +198,7 @@ def test_run_specs_carry_the_configurations_own_loss_as_the_trainer_writes_it(tm
     (spec,) = expand(load_experiment("table3"), tmp_path, overrides={"seeds": [0]})
     assert (spec.config.loss, spec.config.penalties, spec.config.lazy_interval) == ("rpgan", ["r1", "r2"], 1)
     pair = create_model(spec.config.model, **spec.config.model_args)
-    written = dict(dataclasses.asdict(spec.config), **spec.config.resolved_loss(pair.loss_spec))  # roadmap/trainer.py config.yaml
+    written = dict(dataclasses.asdict(spec.config), **spec.config.resolved_loss(pair.loss_spec).as_dict())  # roadmap/trainer.py config.yaml
     assert dataclasses.asdict(spec.config) == written
     a = expand(load_experiment(write(tmp_path, "base: {model: A, model_args: {preset: stackedmnist, width: 0.03}}\n")), tmp_path)
     assert (a[0].config.loss, a[0].config.penalties, a[0].config.lazy_interval) == ("gan", ["r1"], 16)

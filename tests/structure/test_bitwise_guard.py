@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from roadmap.fingerprint import compute_fingerprint
-from roadmap.networks.layers import plain_operators
+from roadmap.networks.operators import PlainOperators
 from runners.experiment import expand, load_experiment
 
 # run -> (default operators, plain operators); x86-64, torch from pyproject.toml, one thread (the fingerprint's own).
@@ -43,5 +43,4 @@ def test_two_iterations_are_bitwise_as_recorded(name, mnist_root):
     configs = _configs(str(mnist_root))
     default, plain = GOLDEN[name]
     assert compute_fingerprint(configs[name]) == default
-    with plain_operators():
-        assert compute_fingerprint(configs[name]) == plain
+    assert compute_fingerprint(configs[name], PlainOperators) == plain
