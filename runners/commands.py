@@ -154,7 +154,7 @@ def run_experiment(args) -> int:
 
     preflight(specs, executor, resources)  # CUDA, threads: before any folder is written
     check_output_root(root)
-    from roadmap.trainer import git_commit
+    from roadmap.outcome import git_commit
 
     started, commit = time.time(), git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
     for name, options, folder in ([] if args.no_analyses else analyses_of(experiment, root)):
