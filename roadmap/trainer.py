@@ -8,10 +8,11 @@ metrics.jsonl; checkpoints are written atomically at tick boundaries and hold ev
 state, so a resumed run continues the same trajectory (bitwise on CPU). A checkpoint resumes only
 the run whose settings and shapes it holds (the rule of roadmap.config.settings_difference).
 
-Multi-GPU (torch.distributed, started by runners/launch.py): every rank draws the same global
+Multi-GPU (torch.distributed, started by runners/job.py): every rank draws the same global
 batch from the same generators and trains on its own slice; gradients and statistics are
 averaged over ranks, so N ranks follow the trajectory of one process with the global batch
-(up to float reduction order). Only rank 0 writes files.
+(up to float reduction order). Only rank 0 writes files; summary.json and the reason of a failure
+come from roadmap/outcome.py, as for every way a run ends.
 """
 import copy
 import dataclasses
@@ -216,7 +217,7 @@ def _with_default_micro_batch(config: RunConfig, loss: LossSpec, device: torch.d
         return config
     from roadmap.memory import choose_micro_batch
 
-    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/launch.py)
+    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/job.py)
     size = choose_micro_batch(config.model, config.model_args, config.batch // world_size,
                               torch.cuda.get_device_properties(device).total_memory // share, loss.loss, loss.penalties)
     return dataclasses.replace(config, batch_gpu=size)
