@@ -399,7 +399,7 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     from roadmap.errors import check_options, unknown
     from roadmap.presets import PRESETS
     from roadmap.registry import create_model, dataset_options
-    from roadmap.trainer import git_commit
+    from roadmap.outcome import run_summary, write_summary
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -438,10 +438,10 @@ def import_snapshot(pkl, out_dir, preset=None, dataset_args=None) -> dict:
     files.save_checkpoint(out_dir, dict({key: value for key, value in networks.items() if value is not None},
                                         config=resolved, nimg=cur_nimg, origin=ORIGIN))
     files.write_json(out_dir / "official.json", provenance)
-    summary = dict(status="completed", origin=ORIGIN, reason=None, kimg=cur_nimg / 1000, diverged_kimg=None, metrics={},
-                   wall_seconds=None, device="cpu", experiment=out_dir.parent.name, run=out_dir.name,
-                   git_commit=git_commit(), config_hash=None, torch=torch.__version__, feeds=FEEDS, source_sha256=digest)
-    files.write_json(out_dir / "summary.json", summary)
+    # Not trained here: no config hash (its settings are the snapshot's), and the device of the import.
+    summary = run_summary(config, out_dir, "completed", kimg=cur_nimg / 1000, device="cpu", config_hash=None, origin=ORIGIN,
+                          source_sha256=digest)
+    write_summary(out_dir, summary)
     return summary
 
 

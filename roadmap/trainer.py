@@ -8,20 +8,19 @@ metrics.jsonl; checkpoints are written atomically at tick boundaries and hold ev
 state, so a resumed run continues the same trajectory (bitwise on CPU). A checkpoint resumes only
 the run whose settings and shapes it holds (the rule of roadmap.config.settings_difference).
 
-Multi-GPU (torch.distributed, started by runners/launch.py): every rank draws the same global
+Multi-GPU (torch.distributed, started by runners/job.py): every rank draws the same global
 batch from the same generators and trains on its own slice; gradients and statistics are
 averaged over ranks, so N ranks follow the trajectory of one process with the global batch
-(up to float reduction order). Only rank 0 writes files.
+(up to float reduction order). Only rank 0 writes files; summary.json and the reason of a failure
+come from roadmap/outcome.py, as for every way a run ends.
 """
 import copy
 import dataclasses
-import errno
 import hashlib
 import json
 import math
 import os
 import platform
-import subprocess
 import time
 import traceback
 from collections import defaultdict
@@ -36,6 +35,7 @@ from roadmap.config import RunConfig, micro_batches, settings_difference, to_dic
 from roadmap.errors import ConfigError
 from roadmap.fingerprint import compute_fingerprint
 from roadmap.losses import LossSpec
+from roadmap.outcome import failure_reason, run_summary, write_summary
 from roadmap.registry import ModelPair, create_dataset, create_model
 from roadmap.schedules import cosine_ramp, ema_beta
 from roadmap.stability import run_convergence, run_stability
@@ -98,20 +98,6 @@ def _check_shapes(pair: ModelPair, data) -> None:
                           f"but data set {data.name!r} has shape {tuple(data.shape)} (check preset/resolution)")
 
 
-def config_hash(config: RunConfig) -> str:
-    return hashlib.sha1(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def git_commit() -> str:
-    """Short hash of the checkout this code runs from, or "unknown" (recorded in summary.json and experiment.json)."""
-    try:
-        source = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except Exception:
-        return "unknown"
-
-
 def _device(config: RunConfig) -> torch.device:
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -120,22 +106,35 @@ def _device(config: RunConfig) -> torch.device:
     return torch.device(config.device)
 
 
-def _random_state(data_rng, latent_rng, augment_rng) -> dict:
-    state = dict(torch=torch.get_rng_state(), data=data_rng.get_state(), latent=latent_rng.get_state(),
-                 augment=augment_rng.get_state())
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+@dataclasses.dataclass
+class RandomStreams:
+    """The run's own generators (data batches, latents, augmentation); a checkpoint holds them with torch's global state."""
+    data: torch.Generator
+    latent: torch.Generator
+    augment: torch.Generator
+
+    def state(self) -> dict:
+        state = dict(torch=torch.get_rng_state(), data=self.data.get_state(), latent=self.latent.get_state(),
+                     augment=self.augment.get_state())
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        self.data.set_state(state["data"])
+        self.latent.set_state(state["latent"])
+        if "augment" in state:
+            self.augment.set_state(state["augment"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _set_random_state(state: dict, data_rng, latent_rng, augment_rng) -> None:
-    torch.set_rng_state(state["torch"])
-    data_rng.set_state(state["data"])
-    latent_rng.set_state(state["latent"])
-    if "augment" in state:
-        augment_rng.set_state(state["augment"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _random_streams(config: RunConfig, data, device) -> RandomStreams:
+    # A data set that lives on the device (Stacked MNIST on CUDA) draws its batches there; others on the host.
+    return RandomStreams(torch.Generator(device if callable(getattr(data, "to", None)) else "cpu").manual_seed(config.seed * 2 + 1),
+                         torch.Generator(device).manual_seed(config.seed * 2 + 2),  # z is drawn where it is used: no copy per step
+                         torch.Generator(device).manual_seed(config.seed * 2 + 3))
 
 
 def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
@@ -218,7 +217,7 @@ def _with_default_micro_batch(config: RunConfig, loss: LossSpec, device: torch.d
         return config
     from roadmap.memory import choose_micro_batch
 
-    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/launch.py)
+    share = int(os.environ.get("R3BENCH_GPU_SHARE", "1"))  # local jobs sharing this GPU (runners/job.py)
     size = choose_micro_batch(config.model, config.model_args, config.batch // world_size,
                               torch.cuda.get_device_properties(device).total_memory // share, loss.loss, loss.penalties)
     return dataclasses.replace(config, batch_gpu=size)
@@ -277,18 +276,10 @@ def _build_data(config: RunConfig, device):
 def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     """Train one run into `run_dir` (resuming if it holds a checkpoint); returns the summary."""
     # Setup.
-    run_dir = Path(run_dir)
-    start_time = time.time()
-    device = _device(config)
+    run_dir, start_time, device = Path(run_dir), time.time(), _device(config)
     rank, world_size = _world()
-    if config.batch % world_size:
-        raise ConfigError(f"batch: {config.batch} does not split evenly over {world_size} ranks")
-    part = slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)  # this rank's slice
-    writer = rank == 0
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    set_tf32(device, config.tf32)
-    set_cudnn_benchmark(device, config.cudnn_benchmark)
+    part, writer = _rank_slice(config, rank, world_size), rank == 0
+    _set_speed_options(config, device)
     torch.manual_seed(config.seed)
     pair = create_model(config.model, **config.model_args)
     loss = config.resolved_loss(pair.loss_spec)
@@ -299,31 +290,125 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     pair.place(device)  # the one choice of the layers' operators (networks/operators.py)
     generator, discriminator = pair.generator, pair.discriminator
     generator_ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))
-    lr0 = cosine_ramp(config.lr, 0, config.burn_in_kimg * 1e3)
-    # Dynamic loss scaling for IEEE fp16 (skips steps whose gradients overflow); disabled, both
-    # scalers pass losses and optimizer steps through unchanged.
-    optimization = Optimization(
-        torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
-        torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
-    # A data set that lives on the device (Stacked MNIST on CUDA) draws its batches there; others on the host.
-    data_rng = torch.Generator(device if callable(getattr(data, "to", None)) else "cpu").manual_seed(config.seed * 2 + 1)
-    latent_rng = torch.Generator(device).manual_seed(config.seed * 2 + 2)  # z is drawn where it is used: no copy per step
-    augment_rng = torch.Generator(device).manual_seed(config.seed * 2 + 3)
-    nimg, step, tick, wall_before = 0, 0, 0, 0.0
+    networks = dict(generator=generator, discriminator=discriminator, generator_ema=generator_ema)
+    optimization, streams = _optimization(config, generator, discriminator, device), _random_streams(config, data, device)
 
     # Resume (from a checkpoint of this run only: other settings or shapes fall back to the previous one).
+    checkpoint = _restore(config, run_dir, resolved, networks, optimization, streams, writer)
+    nimg, step, tick, wall_before = _position(checkpoint)
+    if writer:
+        _record_settings(run_dir, config, resolved, micro_D, micro_G, world_size)
+    board = _open_tensorboard(config, run_dir) if writer else None
+    _rank_streams(config, rank, step, streams.augment)
+    broadcast_from_rank0((generator, discriminator, generator_ema), world_size)
+    loader = _image_loader(config, data, part, streams.data, device)  # after resuming: it copies the data stream's state
+    sample, drift = Samples(generator_ema, pair.latent_dim, data.num_classes, device), ScoreDrift(checkpoint)
+
+    # Main loop.
+    duration_nimg, tick_nimg, burn_in_nimg = int(config.duration_kimg * 1000), config.tick_kimg * 1000, config.burn_in_kimg * 1000
+    status, reason, diverged_kimg = "completed", None, None
+    statistics, tick_start = TickStatistics(), time.time()
+    bar = _progress_bar(progress and writer, config, nimg)
+    check_every_step = device.type == "cpu"  # reading a CPU tensor is free; on a GPU, divergence is read once per tick
+    while nimg < duration_nimg:
+        # Schedules.
+        schedule = Schedule.at(config, nimg, burn_in_nimg, streams.augment)
+        schedule.apply(optimization)
+
+        # D and G steps, on this rank's slices of two global batches.
+        batch_D, batch_G = _draw_batches(data, config, pair.latent_dim, streams, part, device, loader)
+        stats = training_iteration(pair, optimization, loss, step, schedule.gamma, batch_D, batch_G, schedule.augment,
+                                   world_size, micro_D, micro_G)
+        stats.update(_counters(config, pair, optimization, step))
+
+        # EMA.
+        _update_ema(generator_ema, generator, schedule.ema_beta)
+        nimg += config.batch
+        step += 1
+        statistics.add(dict(stats, grad_norm_fake_mean_max=stats["grad_norm_fake"], **schedule.statistics()))
+        if bar is not None:
+            bar.update(config.batch / 1000)
+        tick_due = nimg >= (tick + 1) * tick_nimg or nimg >= duration_nimg
+
+        # Divergence (a step's own statistics on CPU; the tick's on GPU, read once).
+        if check_every_step or tick_due:
+            reason = _divergence(stats if check_every_step else statistics.divergence_probe(), config, device, world_size)
+            if reason is not None:
+                status, diverged_kimg = "diverged", nimg / 1000
+
+        # Tick.
+        if tick_due or status == "diverged":
+            tick, now = tick + 1, time.time()
+            row = _tick_row(tick, nimg, wall_before + now - start_time, now - tick_start, statistics, device, world_size)
+            if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
+                row.update(_scores(data, sample, drift, config))
+            if writer:
+                _write_tick(run_dir, row, board, nimg, echo=bar is None and progress)
+            statistics, tick_start = TickStatistics(), now
+            if status == "diverged":
+                break
+            if writer and (tick % config.checkpoint_ticks == 0 or nimg >= duration_nimg):
+                _save_checkpoint(run_dir, networks, optimization, streams, resolved, drift, nimg=nimg, step=step, tick=tick,
+                                 wall_seconds=wall_before + time.time() - start_time)
+    if bar is not None:
+        bar.close()
+
+    # Finish (rank 0 evaluates and writes; the other ranks are done).
+    metrics = _final_evaluation(data, sample, generator_ema, config, run_dir) if status == "completed" and writer else {}
+    summary = run_summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
+                          wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
+                          stability=_stability(run_dir) if writer else {}, fingerprint=_fingerprint(config) if writer else None)
+    if writer:
+        write_summary(run_dir, summary)
+        _log(run_dir, f"finished: {status}" + (f" ({reason})" if reason else "")
+             + f" at kimg {nimg / 1000:g}; metrics {json.dumps(metrics)}")
+        if board is not None:
+            board.close()
+    return summary
+
+
+def _rank_slice(config: RunConfig, rank: int, world_size: int) -> slice:
+    """This rank's slice of every global batch."""
+    if config.batch % world_size:
+        raise ConfigError(f"batch: {config.batch} does not split evenly over {world_size} ranks")
+    return slice(rank * config.batch // world_size, (rank + 1) * config.batch // world_size)
+
+
+def _set_speed_options(config: RunConfig, device: torch.device) -> None:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_tf32(device, config.tf32)
+    set_cudnn_benchmark(device, config.cudnn_benchmark)
+
+
+def _optimization(config: RunConfig, generator, discriminator, device: torch.device) -> Optimization:
+    """Adam for G and D at the schedules' step-0 values, and their loss scalers.
+
+    Dynamic loss scaling for IEEE fp16 (skips steps whose gradients overflow); disabled, both
+    scalers pass losses and optimizer steps through unchanged.
+    """
+    betas = (0.0, cosine_ramp(config.beta2, 0, config.burn_in_kimg * 1e3))
+    lr0 = cosine_ramp(config.lr, 0, config.burn_in_kimg * 1e3)
+    return Optimization(
+        torch.optim.Adam(generator.parameters(), lr=lr0, betas=betas), torch.optim.Adam(discriminator.parameters(), lr=lr0, betas=betas),
+        torch.amp.GradScaler(device.type, enabled=config.grad_scaler), torch.amp.GradScaler(device.type, enabled=config.grad_scaler))
+
+
+def _restore(config: RunConfig, run_dir: Path, resolved: dict, networks: dict, optimization, streams, writer: bool):
+    """The checkpoint this run resumes from, its state loaded (or None: a fresh start, from `init_from` weights if set).
+
+    Rank 0 also readies the folder: tick lines written after the checkpoint are dropped (the resumed
+    run writes them again; every other good row is kept), or a fresh run starts empty files.
+    """
     if writer and run_dir.is_dir():
         files.remove_leftovers(run_dir)
-    checkpoint = files.load_checkpoint(run_dir, refuse=lambda state: _not_this_run(
-        state, resolved, dict(generator=generator, discriminator=discriminator, generator_ema=generator_ema)))
+    checkpoint = files.load_checkpoint(run_dir, refuse=lambda state: _not_this_run(state, resolved, networks))
     if checkpoint is not None:
-        _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng)
-        nimg, step, tick, wall_before = checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
-        if writer:  # drop tick lines written after the checkpoint (the resumed run writes them again); keep every other good row
-            kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row.get("tick", math.inf) <= tick]
+        _load_state(checkpoint, networks, optimization, streams)
+        if writer:
+            kept = [row for row in files.read_jsonl(run_dir / "metrics.jsonl") if row.get("tick", math.inf) <= checkpoint["tick"]]
             files.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in kept))
-            _log(run_dir, f"resumed from the checkpoint at kimg {nimg / 1000:g} (tick {tick})")
+            _log(run_dir, f"resumed from the checkpoint at kimg {checkpoint['nimg'] / 1000:g} (tick {checkpoint['tick']})")
     elif writer:
         files.make_dirs(run_dir)
         files.write_text(run_dir / "metrics.jsonl", "")
@@ -331,153 +416,206 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if checkpoint is None and config.init_from is not None:  # fine-tuning: weights only, optimizers and kimg from zero
         from roadmap.warm_start import load_initial_weights
 
-        load_initial_weights(config.init_from, generator, discriminator, generator_ema)
-    if writer:
-        files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        if micro_D > 1 or micro_G > 1:  # chosen here when batch_gpu is unset on CUDA: say what ran
-            share = config.batch // world_size
-            _log(run_dir, f"micro-batches per rank: D {micro_D} x {share // micro_D}, G {micro_G} x {share // micro_G} images")
-    board = _open_tensorboard(config, run_dir) if writer else None
-    _rank_streams(config, rank, step, augment_rng)
-    broadcast_from_rank0((generator, discriminator, generator_ema), world_size)
-    loader = None
-    if callable(getattr(data, "decode", None)):  # after resuming: the loader copies the data generator's state
-        from roadmap.loader import ImageLoader
+        load_initial_weights(config.init_from, networks["generator"], networks["discriminator"], networks["generator_ema"])
+    return checkpoint
 
-        loader = ImageLoader(data, config.batch, part, data_rng, device, config.data_workers, config.data_prefetch)
 
-    def save():
-        files.save_checkpoint(run_dir, dict(
-            generator=generator.state_dict(), discriminator=discriminator.state_dict(),
-            generator_ema=generator_ema.state_dict(), optimizer_G=optimization.optimizer_G.state_dict(),
-            optimizer_D=optimization.optimizer_D.state_dict(), scaler_D=optimization.scaler_D.state_dict(),
-            scaler_G=optimization.scaler_G.state_dict(), random_state=_random_state(data_rng, latent_rng, augment_rng),
-            nimg=nimg, step=step, tick=tick, wall_seconds=wall_before + time.time() - start_time, config=resolved,
-            drift_samples=drift_state.get("previous"),
-        ))
+def _position(checkpoint) -> tuple:
+    """(nimg, step, tick, wall seconds) the run continues from."""
+    if checkpoint is None:
+        return 0, 0, 0, 0.0
+    return checkpoint["nimg"], checkpoint["step"], checkpoint["tick"], checkpoint["wall_seconds"]
 
-    sample = Samples(generator_ema, pair.latent_dim, data.num_classes, device)
 
-    # Late-training oscillation of G (issue 25): the periodic score's samples come from the same fixed
-    # latents every time, so consecutive scores' samples are paired point by point.
-    drift_state = {"previous": checkpoint.get("drift_samples") if checkpoint is not None else None}
+def _record_settings(run_dir: Path, config: RunConfig, resolved: dict, micro_D: int, micro_G: int, world_size: int) -> None:
+    """config.yaml (the settings this folder belongs to), and the micro-batches when they split a rank's share."""
+    files.write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    if micro_D > 1 or micro_G > 1:  # chosen here when batch_gpu is unset on CUDA: say what ran
+        share = config.batch // world_size
+        _log(run_dir, f"micro-batches per rank: D {micro_D} x {share // micro_D}, G {micro_G} x {share // micro_G} images")
 
-    def recorded_sample(n):  # 2-D toys only (for images a pixel distance says little, and they stream their samples)
-        samples = sample(n)
-        drift_state["current"] = samples
-        return samples
 
-    # Main loop.
-    duration_nimg = int(config.duration_kimg * 1000)
-    tick_nimg = config.tick_kimg * 1000
-    burn_in_nimg = config.burn_in_kimg * 1000
-    status, reason, diverged_kimg = "completed", None, None
-    sums, counts, tick_start = {}, defaultdict(int), time.time()
-    bar = _progress_bar(progress and writer, config, nimg)
-    check_every_step = device.type == "cpu"  # reading a CPU tensor is free; on a GPU, divergence is read once per tick
-    while nimg < duration_nimg:
-        # Schedules.
-        lr = cosine_ramp(config.lr, nimg, burn_in_nimg)
-        gamma = cosine_ramp(config.gamma, nimg, burn_in_nimg)
-        beta2 = cosine_ramp(config.beta2, nimg, burn_in_nimg)
-        beta_ema = ema_beta(config.batch, cosine_ramp(config.ema_half_life_kimg, nimg, burn_in_nimg) * 1000)
+def _image_loader(config: RunConfig, data, part: slice, data_rng, device):
+    """Image data sets decode ahead, this rank's slice only (roadmap/loader.py); None for the others."""
+    if not callable(getattr(data, "decode", None)):
+        return None
+    from roadmap.loader import ImageLoader
+
+    return ImageLoader(data, config.batch, part, data_rng, device, config.data_workers, config.data_prefetch)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """One step's hyperparameters: cosine ramps over the burn-in (Table 9), and the augmentation at its probability."""
+    lr: float
+    gamma: float
+    beta2: float
+    ema_beta: float
+    augment_p: float
+    augment: object  # images -> images
+
+    @classmethod
+    def at(cls, config: RunConfig, nimg: int, burn_in_nimg: float, augment_rng) -> "Schedule":
         augment, augment_p = _augmenter(config, nimg, burn_in_nimg, augment_rng)
+        return cls(lr=cosine_ramp(config.lr, nimg, burn_in_nimg), gamma=cosine_ramp(config.gamma, nimg, burn_in_nimg),
+                   beta2=cosine_ramp(config.beta2, nimg, burn_in_nimg),
+                   ema_beta=ema_beta(config.batch, cosine_ramp(config.ema_half_life_kimg, nimg, burn_in_nimg) * 1000),
+                   augment_p=augment_p, augment=augment)
+
+    def apply(self, optimization) -> None:
         for optimizer in (optimization.optimizer_G, optimization.optimizer_D):
             for group in optimizer.param_groups:
-                group["lr"], group["betas"] = lr, (0.0, beta2)
+                group["lr"], group["betas"] = self.lr, (0.0, self.beta2)
 
-        # Data: every rank draws the global batches, then keeps its own slice; the G step gets a
-        # second real batch, as in the official loop.
-        real_D, labels_D = _sample_real(data, config, data_rng, part, device, loader)
-        z_D = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
-        real_G, labels_G = _sample_real(data, config, data_rng, part, device, loader)
-        z_G = torch.randn(config.batch, pair.latent_dim, generator=latent_rng, device=device)[part]
+    def statistics(self) -> dict:
+        """The values a tick row reports (their tick means)."""
+        return dict(lr=self.lr, gamma=self.gamma, beta2=self.beta2, ema_beta=self.ema_beta, augment_p=self.augment_p)
 
-        # D and G steps.
-        stats = training_iteration(pair, optimization, loss, step, gamma, Batch(real_D, labels_D, z_D),
-                                   Batch(real_G, labels_G, z_G), augment, world_size, micro_D, micro_G)
-        if config.grad_scaler:
-            stats.update(loss_scale_D=optimization.scaler_D.get_scale(), loss_scale_G=optimization.scaler_G.get_scale())
-        if pair.step_statistics is not None:  # the networks' own counters (e.g. fp16 overflow/NaN events)
-            stats.update(pair.step_statistics(step))
 
-        # EMA.
-        with torch.no_grad():
-            for p_ema, p in zip(generator_ema.parameters(), generator.parameters()):
-                p_ema.lerp_(p, 1.0 - beta_ema)
-            for b_ema, b in zip(generator_ema.buffers(), generator.buffers()):
-                b_ema.copy_(b)
-        nimg += config.batch
-        step += 1
-        _accumulate(sums, counts, dict(stats, grad_norm_fake_mean_max=stats["grad_norm_fake"], lr=lr, gamma=gamma, beta2=beta2, ema_beta=beta_ema, augment_p=augment_p))
-        if bar is not None:
-            bar.update(config.batch / 1000)
-        tick_due = nimg >= (tick + 1) * tick_nimg or nimg >= duration_nimg
+def _draw_batches(data, config: RunConfig, latent_dim: int, streams: RandomStreams, part: slice, device, loader) -> tuple:
+    """(D batch, G batch): every rank draws the global batches, then keeps its own slice; the G step gets a
+    second real batch, as in the official loop."""
+    real_D, labels_D = _sample_real(data, config, streams.data, part, device, loader)
+    z_D = torch.randn(config.batch, latent_dim, generator=streams.latent, device=device)[part]
+    real_G, labels_G = _sample_real(data, config, streams.data, part, device, loader)
+    z_G = torch.randn(config.batch, latent_dim, generator=streams.latent, device=device)[part]
+    return Batch(real_D, labels_D, z_D), Batch(real_G, labels_G, z_G)
 
-        # Divergence (a step's own statistics on CPU; the tick's on GPU, read once).
-        if check_every_step or tick_due:
-            probe = _average_stats(_as_floats({k: stats[k] for k in DIVERGENCE_KEYS} if check_every_step else
-                                              {k: sums[k] / counts[k] for k in DIVERGENCE_KEYS} | {"grad_norm_fake": sums["grad_norm_fake_mean_max"]}),
-                                   device, world_size)
-            finite = all(math.isfinite(probe[key]) for key in DIVERGENCE_KEYS)
-            if not finite or probe["grad_norm_fake"] > config.divergence_grad_norm:
-                status, diverged_kimg = "diverged", nimg / 1000
-                reason = ("non-finite loss or gradient" if not finite else
-                          f"mean ||grad_x D|| on fakes {probe['grad_norm_fake']:.3g} > {config.divergence_grad_norm:g}")
 
-        # Tick.
-        if tick_due or status == "diverged":
-            tick += 1
-            now = time.time()
-            row = dict(tick=tick, kimg=nimg / 1000, seconds=round(wall_before + now - start_time, 3),
-                       tick_seconds=round(now - tick_start, 3), r1=None, r2=None)
-            row.update(_average_stats(_as_floats({key: sums[key] / counts[key] if not _combined_by_max(key) else sums[key]
-                                                  for key in sums}), device, world_size))
-            if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
-                kwargs = {} if config.score_samples is None else dict(n=config.score_samples)
-                row.update({f"score_{key}": value for key, value in data.evaluate(recorded_sample if len(data.shape) == 1 else sample, **kwargs).items()
-                            if isinstance(value, (int, float)) and not isinstance(value, bool)})
-                drift = sample_drift(drift_state.get("previous"), drift_state.get("current"))
-                if drift is not None:
-                    row["score_drift"] = drift
-                drift_state["previous"] = drift_state.pop("current", None)
-            if writer:
-                files.append_line(run_dir / "metrics.jsonl", json.dumps(row))  # one write per tick
-                _log(run_dir, _tick_line(run_dir.name, row))
-                if board is not None:
-                    for key, value in row.items():
-                        if isinstance(value, (int, float)) and key not in ("tick", "kimg"):
-                            board.add_scalar(key, value, global_step=nimg)
-                    board.flush()
-            sums, counts, tick_start = {}, defaultdict(int), now
-            if bar is None and progress and writer:
-                print(_tick_line(run_dir.name, row), flush=True)
-            if status == "diverged":
-                break
-            if writer and (tick % config.checkpoint_ticks == 0 or nimg >= duration_nimg):
-                files.fsync(run_dir / "metrics.jsonl")  # the ticks a checkpoint covers are on disk before it
-                save()
-    if bar is not None:
-        bar.close()
+def _counters(config: RunConfig, pair: ModelPair, optimization, step: int) -> dict:
+    """A step's statistics beside its losses: the loss scales, and the networks' own counters (e.g. fp16 overflow/NaN events)."""
+    counters = {}
+    if config.grad_scaler:
+        counters.update(loss_scale_D=optimization.scaler_D.get_scale(), loss_scale_G=optimization.scaler_G.get_scale())
+    if pair.step_statistics is not None:
+        counters.update(pair.step_statistics(step))
+    return counters
 
-    # Finish (rank 0 evaluates and writes; the other ranks are done).
-    metrics = {}
-    if status == "completed" and writer:
-        generator_ema.eval()
-        kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
-        metrics = data.evaluate(sample, **kwargs)
-        files.make_dirs(run_dir / "samples")
-        data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
-    summary = _summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
-                       wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
-                       stability=_stability(run_dir) if writer else {},
-                       fingerprint=_fingerprint(config) if writer else None)
-    if writer:
-        files.write_json(run_dir / "summary.json", summary)
-        _log(run_dir, f"finished: {status}" + (f" ({reason})" if reason else "") + f" at kimg {nimg / 1000:g}; metrics {json.dumps(metrics)}")
-        if board is not None:
-            board.close()
-    return summary
+
+def _update_ema(generator_ema, generator, beta: float) -> None:
+    with torch.no_grad():
+        for p_ema, p in zip(generator_ema.parameters(), generator.parameters()):
+            p_ema.lerp_(p, 1.0 - beta)
+        for b_ema, b in zip(generator_ema.buffers(), generator.buffers()):
+            b_ema.copy_(b)
+
+
+class TickStatistics:
+    """The statistics of the steps since the last tick: sums for their means, or maxima (`_combined_by_max`);
+    tensors stay on their device until the tick reads them all at once."""
+
+    def __init__(self):
+        self.sums, self.counts = {}, defaultdict(int)
+
+    def add(self, stats: dict) -> None:
+        for key, value in stats.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().float()
+            if _combined_by_max(key):
+                if not self.counts[key]:
+                    self.sums[key] = value
+                elif isinstance(value, torch.Tensor):
+                    self.sums[key] = torch.maximum(torch.as_tensor(self.sums[key]), torch.as_tensor(value))
+                else:
+                    self.sums[key] = max(self.sums[key], value)
+                self.counts[key] = 1
+            else:
+                self.sums[key] = self.sums.get(key, 0.0) + value
+                self.counts[key] += 1
+
+    def means(self) -> dict:
+        return {key: self.sums[key] / self.counts[key] if not _combined_by_max(key) else self.sums[key] for key in self.sums}
+
+    def divergence_probe(self) -> dict:
+        """The tick's means of the divergence statistics, with the peak of the fake gradient norm's step means."""
+        return {key: self.sums["grad_norm_fake_mean_max"] if key == "grad_norm_fake" else self.sums[key] / self.counts[key]
+                for key in DIVERGENCE_KEYS}
+
+
+def _divergence(stats: dict, config: RunConfig, device, world_size: int):
+    """Why the run diverged, from a step's or a tick's statistics (a non-finite loss or gradient, or a mean
+    ||grad_x D|| on fakes above `divergence_grad_norm`), or None. Every rank takes the same decision."""
+    probe = _average_stats(_as_floats({key: stats[key] for key in DIVERGENCE_KEYS}), device, world_size)
+    finite = all(math.isfinite(probe[key]) for key in DIVERGENCE_KEYS)
+    if finite and not probe["grad_norm_fake"] > config.divergence_grad_norm:
+        return None
+    return ("non-finite loss or gradient" if not finite else
+            f"mean ||grad_x D|| on fakes {probe['grad_norm_fake']:.3g} > {config.divergence_grad_norm:g}")
+
+
+def _tick_row(tick: int, nimg: int, seconds: float, tick_seconds: float, statistics: TickStatistics, device, world_size: int) -> dict:
+    """The line of metrics.jsonl for a tick: position, wall time, and the tick's statistics averaged over ranks."""
+    row = dict(tick=tick, kimg=nimg / 1000, seconds=round(seconds, 3), tick_seconds=round(tick_seconds, 3), r1=None, r2=None)
+    row.update(_average_stats(_as_floats(statistics.means()), device, world_size))
+    return row
+
+
+class ScoreDrift:
+    """Late-training oscillation of G (issue 25): the periodic score's samples come from the same fixed
+    latents every time, so consecutive scores' samples are paired point by point."""
+
+    def __init__(self, checkpoint):
+        self.previous = checkpoint.get("drift_samples") if checkpoint is not None else None
+        self.current = None
+
+    def recording(self, sample):
+        """`sample`, keeping what it returns for the next `drift()`."""
+        def recorded(n):
+            self.current = sample(n)
+            return self.current
+        return recorded
+
+    def drift(self):
+        """sample_drift between the last two scores' samples (None without both); the last becomes the previous."""
+        drift = sample_drift(self.previous, self.current)
+        self.previous, self.current = self.current, None
+        return drift
+
+
+def _scores(data, sample, drift: ScoreDrift, config: RunConfig) -> dict:
+    """The periodic score of a tick (`score_ticks`): the data set's metrics as score_* columns, and score_drift."""
+    kwargs = {} if config.score_samples is None else dict(n=config.score_samples)
+    # The drift is for the 2-D toys only (for images a pixel distance says little, and they stream their samples).
+    scored = data.evaluate(drift.recording(sample) if len(data.shape) == 1 else sample, **kwargs)
+    row = {f"score_{key}": value for key, value in scored.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    shift = drift.drift()
+    if shift is not None:
+        row["score_drift"] = shift
+    return row
+
+
+def _write_tick(run_dir: Path, row: dict, board, nimg: int, echo: bool) -> None:
+    """A tick's row: one line of metrics.jsonl (one write), one of log.txt, TensorBoard scalars, and stdout when `echo`."""
+    files.append_line(run_dir / "metrics.jsonl", json.dumps(row))
+    _log(run_dir, _tick_line(run_dir.name, row))
+    if board is not None:
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and key not in ("tick", "kimg"):
+                board.add_scalar(key, value, global_step=nimg)
+        board.flush()
+    if echo:
+        print(_tick_line(run_dir.name, row), flush=True)
+
+
+def _save_checkpoint(run_dir: Path, networks: dict, optimization, streams: RandomStreams, resolved: dict, drift: ScoreDrift,
+                     **position) -> None:
+    """Everything the run continues from (bitwise on CPU), after the ticks it covers are on disk."""
+    files.fsync(run_dir / "metrics.jsonl")
+    files.save_checkpoint(run_dir, dict(
+        {name: network.state_dict() for name, network in networks.items()},
+        optimizer_G=optimization.optimizer_G.state_dict(), optimizer_D=optimization.optimizer_D.state_dict(),
+        scaler_D=optimization.scaler_D.state_dict(), scaler_G=optimization.scaler_G.state_dict(), random_state=streams.state(),
+        **position, config=resolved, drift_samples=drift.previous))
+
+
+def _final_evaluation(data, sample, generator_ema, config: RunConfig, run_dir: Path) -> dict:
+    """The data set's metrics of G_ema at the end of a completed run, and its sample sheet."""
+    generator_ema.eval()
+    kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
+    metrics = data.evaluate(sample, **kwargs)
+    files.make_dirs(run_dir / "samples")
+    data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
+    return metrics
 
 
 def sample_drift(previous, current):
@@ -485,20 +623,6 @@ def sample_drift(previous, current):
     if previous is None or current is None or previous.shape != current.shape:
         return None
     return float((current.double() - previous.double()).norm(dim=1).mean())
-
-
-def _accumulate(sums: dict, counts: dict, stats: dict) -> None:
-    """Add one step's statistics (tensors stay on their device) to the tick's sums, or maxima."""
-    for key, value in stats.items():
-        if isinstance(value, torch.Tensor):
-            value = value.detach().float()
-        if _combined_by_max(key):
-            sums[key] = (torch.maximum(torch.as_tensor(sums[key]), torch.as_tensor(value)) if isinstance(value, torch.Tensor)
-                         else max(sums[key], value)) if counts[key] else value
-            counts[key] = 1
-        else:
-            sums[key] = sums.get(key, 0.0) + value
-            counts[key] += 1
 
 
 def _as_floats(stats: dict) -> dict:
@@ -544,23 +668,15 @@ def _not_this_run(state, resolved: dict, modules: dict):
     return None
 
 
-def _load_state(checkpoint, generator, discriminator, generator_ema, optimization, data_rng, latent_rng, augment_rng) -> None:
-    generator.load_state_dict(checkpoint["generator"])
-    discriminator.load_state_dict(checkpoint["discriminator"])
-    generator_ema.load_state_dict(checkpoint["generator_ema"])
+def _load_state(checkpoint: dict, networks: dict, optimization, streams: RandomStreams) -> None:
+    for name, network in networks.items():
+        network.load_state_dict(checkpoint[name])
     optimization.optimizer_G.load_state_dict(checkpoint["optimizer_G"])
     optimization.optimizer_D.load_state_dict(checkpoint["optimizer_D"])
     if "scaler_D" in checkpoint:
         optimization.scaler_D.load_state_dict(checkpoint["scaler_D"])
         optimization.scaler_G.load_state_dict(checkpoint["scaler_G"])
-    _set_random_state(checkpoint["random_state"], data_rng, latent_rng, augment_rng)
-
-
-def _summary(config: RunConfig, run_dir: Path, status: str, **fields) -> dict:
-    """summary.json of a run: its verdict and provenance (one builder for finished and failed runs)."""
-    return dict(dict(reason=None, kimg=None, diverged_kimg=None, metrics={}, wall_seconds=None, device=str(config.device)),
-                status=status, git_commit=git_commit(), config_hash=config_hash(config), experiment=run_dir.parent.name,
-                run=run_dir.name, torch=torch.__version__, feeds=config.feeds, **fields)
+    streams.load(checkpoint["random_state"])
 
 
 def _fingerprint(config: RunConfig):
@@ -588,30 +704,16 @@ def _progress_bar(progress: bool, config: RunConfig, nimg: int):
                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} kimg [{elapsed}<{remaining}]")
 
 
-def failure_reason(error: BaseException) -> str:
-    """A readable reason for a failed run: a full disk says so instead of a serializer's internal message."""
-    if isinstance(error, files.WriteError):  # already one line with the path and the free space
-        return str(error)
-    text = f"{type(error).__name__}: {error}"
-    if "inline_container" in text:  # torch's serializer lost the errno: its internals tell the reader nothing
-        return "no space left on device (torch could not write a file)"
-    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text:
-        return f"no space left on device ({text.splitlines()[0][:200]})"
-    if isinstance(error, MemoryError) or "out of memory" in text.lower():
-        return f"out of memory ({text.splitlines()[0][:200]})"
-    return text
-
-
 def run(config: RunConfig, run_dir, progress: bool = False) -> dict:
     """Train one run; an exception becomes a `failed` summary (the sweep goes on) instead of a crash."""
     run_dir = Path(run_dir)
     try:
         return train(config, run_dir, progress=progress)
     except Exception as error:  # a failed run is a result, recorded with its reason
-        summary = _summary(config, run_dir, "failed", reason=failure_reason(error), traceback=traceback.format_exc())
+        summary = run_summary(config, run_dir, "failed", reason=failure_reason(error), traceback=traceback.format_exc())
         try:
             files.make_dirs(run_dir)
-            files.write_json(run_dir / "summary.json", summary)
+            write_summary(run_dir, summary)
             _log(run_dir, f"failed: {summary['reason']}")
         except OSError:  # e.g. the disk is still full: the summary goes to the caller, which records what it can
             pass

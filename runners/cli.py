@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from runners.launch import one_line_warnings
+    from runners.job import one_line_warnings
 
     one_line_warnings()
     parser = build_parser()

@@ -108,7 +108,7 @@ def check_output_root(root: Path) -> None:
 def describe_state(spec) -> str:
     """A run's state as `run --dry-run` and `status` show it: honest about other settings and live writers."""
     from runners import lock
-    from runners.launch import _state_words, run_state, settings_difference
+    from runners.run_folder import run_state, settings_difference, state_words
     from roadmap.config import to_dict
 
     state = run_state(spec.run_dir)[0]
@@ -116,7 +116,7 @@ def describe_state(spec) -> str:
     if record is not None:
         return f"running ({lock.describe(record)})"
     if settings_difference(to_dict(spec.config), spec.run_dir):
-        return f"{_state_words(state)} with other settings"
+        return f"{state_words(state)} with other settings"
     if state == "running":
         return "interrupted"
     return state
@@ -131,7 +131,8 @@ def _plan_key(config) -> str:
 
 def run_experiment(args) -> int:
     from runners.experiment import analyses_of
-    from runners.launch import launch, run_state
+    from runners.launch import launch
+    from runners.run_folder import run_state
     from runners.summary import print_summary
 
     experiment, specs, resources, root = _plan(args)
@@ -154,7 +155,7 @@ def run_experiment(args) -> int:
 
     preflight(specs, executor, resources)  # CUDA, threads: before any folder is written
     check_output_root(root)
-    from roadmap.trainer import git_commit
+    from roadmap.outcome import git_commit
 
     started, commit = time.time(), git_commit()  # the code the runs start from (a commit landing meanwhile changes nothing)
     for name, options, folder in ([] if args.no_analyses else analyses_of(experiment, root)):
@@ -210,7 +211,7 @@ def _run_analysis(name: str, options: dict, folder: Path, specs) -> None:
 
 def run_status(args) -> int:
     from runners import lock
-    from runners.launch import run_state
+    from runners.run_folder import run_state
 
     _, specs, _, _ = _plan(args, check_data=False)  # reading run folders needs no data root
     rows = []

@@ -17,7 +17,7 @@ def write_experiment_record(folder: Path, name: str, preset, executor: str, star
     """experiment.json beside the run folders: the measured wall time of the `r3bench run` that trained them, and where.
 
     `git_commit`: the code the runs started from (read when the call began); None reads it now."""
-    from roadmap.trainer import git_commit as current_commit
+    from roadmap.outcome import git_commit as current_commit
 
     def stamp(seconds):
         return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -30,7 +30,7 @@ UNFINISHED = ("running", "interrupted", "pending")
 def _unfinished_state(run_dir) -> str:
     """A run without summary.json: running (a live writer holds its lock), interrupted (resumable) or pending.
 
-    A run whose job is known dead has a `failed` summary written by `r3bench run` (runners.launch).
+    A run whose job is known dead has a `failed` summary written by `r3bench run` (runners/dead_jobs.py).
     """
     from runners import lock
 

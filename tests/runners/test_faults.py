@@ -14,7 +14,8 @@ from roadmap import files
 from runners import launch, lock
 from runners.cli import main
 from runners.experiment import expand, load_experiment
-from runners.launch import death_reason, mark_dead_runs, run_state
+from runners.dead_jobs import death_reason, mark_dead_runs
+from runners.run_folder import run_state
 
 TOY = """\
 description: one toy run

@@ -16,7 +16,9 @@ from roadmap.config import to_dict
 from runners import lock
 from runners.cli import main
 from runners.experiment import expand, load_experiment
-from runners.launch import TrainingJob, death_reason, mark_dead_runs, run_state
+from runners.dead_jobs import death_reason, mark_dead_runs
+from runners.job import TrainingJob
+from runners.run_folder import run_state
 
 TOY = """\
 description: one toy run

@@ -3,7 +3,7 @@ import json
 
 from roadmap import files
 from runners.cli import main
-from runners.launch import run_state
+from runners.run_folder import run_state
 
 TINY = ["duration_kimg=0.064", "tick_kimg=0.032", "batch=16", "model_args.hidden=16", "model_args.depth=1"]
 
@@ -51,7 +51,7 @@ def test_failed_runs_print_their_reason_and_exit_non_zero(tmp_path, capsys):
 
 def test_a_failed_run_loses_its_old_summary_when_tried_again(tmp_path):
     from runners.experiment import expand, load_experiment
-    from runners.launch import select
+    from runners.run_folder import select
 
     (spec,) = expand(load_experiment("toy2d-ablation"), tmp_path, overrides={
         "dataset": "ring8", "loss": "gan", "penalties": ["r1"], "lazy_interval": 1, "seeds": [0]})
@@ -68,7 +68,7 @@ def test_a_requeue_ignores_sigterm_so_scontrol_survives_the_requeues_own_signal(
 
     import submitit
 
-    from runners.launch import TrainingJob
+    from runners.job import TrainingJob
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -78,3 +78,15 @@ def test_a_requeue_ignores_sigterm_so_scontrol_survives_the_requeues_own_signal(
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_submitit_internals_that_runners_rely_on_are_where_submitit_compat_expects_them():
+    import submitit
+    import submitit.core.core as core
+    import submitit.local.local as local
+
+    from runners import submitit_compat
+
+    assert submitit.__version__.startswith(submitit_compat.WRITTEN_FOR + "."), (
+        f"submitit {submitit.__version__}: check runners/submitit_compat.py against its source")
+    assert local.subprocess is __import__("subprocess") and core.Job._results_timeout_s == 15

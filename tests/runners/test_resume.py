@@ -11,7 +11,9 @@ import pytest
 from roadmap import files, trainer
 from runners.cli import main
 from runners.experiment import expand, load_experiment
-from runners.launch import TrainingJob, run_state, submit
+from runners.job import TrainingJob
+from runners.launch import submit
+from runners.run_folder import run_state
 
 # 800 steps of 64 samples (~4 s on one core), a checkpoint at each of the 20 ticks: long enough to
 # be killed well before the end, short enough for the suite.
