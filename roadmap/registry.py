@@ -25,12 +25,32 @@ PLUGIN_GROUP = "r3bench.plugins"
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
 _dataset_checks: dict[str, Callable[..., None]] = {}
-_dataset_kinds: dict[str, str] = {}
-# What a data set is, so that reports pick their tables and figures by kind, never by name lists:
-# toy_mixture (2-D Gaussian mixture: modes, hq fraction, KL), toy_curve (2-D curve: coverage,
-# support distance), stackedmnist (1000 modes, reverse KL), images (FID).
-DATASET_KINDS = ("toy_mixture", "toy_curve", "stackedmnist", "images")
+_dataset_kinds: dict[str, str] = {}  # data-set name -> the name of its DatasetKind
+_kinds: dict[str, "DatasetKind"] = {}
 _loaded = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetKind:
+    """What a data set is, so that the runner, the commands and the reports decide by kind, never by name lists."""
+
+    name: str  # the `kind=` of register_dataset
+    images: bool  # samples are images [C, H, W] in [-1, 1]: the 'bgc' augmentation applies and FID can score them
+    description: str = ""  # what its metrics are, for docs
+
+
+def register_dataset_kind(name: str, images: bool, description: str = "") -> "DatasetKind":
+    """Register a data-set kind (the one place kinds are declared; a plug-in may add its own)."""
+    if name in _kinds:
+        raise ValueError(f"data-set kind {name!r} registered twice")
+    _kinds[name] = DatasetKind(name, bool(images), description)
+    return _kinds[name]
+
+
+register_dataset_kind("toy_mixture", images=False, description="2-D Gaussian mixture: modes, hq fraction, KL")
+register_dataset_kind("toy_curve", images=False, description="2-D curve: coverage, support distance")
+register_dataset_kind("stackedmnist", images=True, description="Stacked MNIST: 1000 modes, reverse KL")
+register_dataset_kind("images", images=True, description="natural images: FID")
 
 
 @dataclasses.dataclass
@@ -87,7 +107,7 @@ def register_model(fn: Callable[..., ModelPair]) -> Callable[..., ModelPair]:
 
 
 def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kind: str = "images"):
-    """Register a data-set builder under `name` (decorator factory); `kind` is one of DATASET_KINDS.
+    """Register a data-set builder under `name` (decorator factory); `kind` is a registered DatasetKind's name.
 
     `check(**options)` is an optional cheap validation of the builder options (a data root that
     exists, a valid resolution) that the runner calls before any job starts; it raises ConfigError.
@@ -96,8 +116,8 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kin
     def decorate(fn: Callable[..., DataSource]) -> Callable[..., DataSource]:
         if name in _dataset_builders:
             raise ValueError(f"data set {name!r} registered twice")
-        if kind not in DATASET_KINDS:
-            raise ValueError(f"data set {name!r}: kind {kind!r} is not one of {DATASET_KINDS}")
+        if kind not in _kinds:
+            raise ValueError(f"data set {name!r}: kind {kind!r} is not one of {sorted(_kinds)} (register_dataset_kind first)")
         _dataset_builders[name] = fn
         _dataset_kinds[name] = kind
         if check is not None:
@@ -151,9 +171,15 @@ def create_dataset(name: str, **options) -> DataSource:
 
 
 def dataset_kind(name: str) -> Optional[str]:
-    """The registered kind of data set `name` (one of DATASET_KINDS), or None for an unknown name."""
+    """The name of data set `name`'s registered kind, or None for an unknown name."""
     _load_all()
     return _dataset_kinds.get(name)
+
+
+def is_image_dataset(name: str) -> bool:
+    """Whether data set `name`'s kind is made of images (False for an unknown name)."""
+    kind = dataset_kind(name)
+    return kind is not None and _kinds[kind].images
 
 
 def dataset_options(name: str) -> set:

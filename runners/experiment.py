@@ -343,7 +343,7 @@ def _check_models_and_data(specs, check_data: bool = True) -> None:
     Every distinct (model, model_args) is built once on the meta device; its own objective then fills
     the run's loss, penalties and lazy_interval where they were left None, so that each RunSpec's
     config is what the trainer writes as config.yaml."""
-    from roadmap.registry import check_dataset, dataset_kind, dataset_options, list_models
+    from roadmap.registry import check_dataset, dataset_options, is_image_dataset, list_models
 
     models, checked, built = list_models(), set(), {}
     for index, spec in enumerate(specs):
@@ -367,7 +367,7 @@ def _check_models_and_data(specs, check_data: bool = True) -> None:
             except TypeError as error:  # an option the data set does not take
                 raise ConfigError(f"{spec.experiment}: dataset_args: {error}") from None
         augment_p = spec.config.augment_p if isinstance(spec.config.augment_p, (list, tuple)) else [spec.config.augment_p]
-        if any(augment_p) and dataset_kind(spec.config.dataset) not in ("images", "stackedmnist"):
+        if any(augment_p) and not is_image_dataset(spec.config.dataset):
             raise ConfigError(f"{spec.experiment}: augment_p: data set {spec.config.dataset!r} is not made of images; "
                               f"the 'bgc' augmentation needs images (set augment_p: 0)")
         if spec.config.xflip and "xflip" not in dataset_options(spec.config.dataset):
