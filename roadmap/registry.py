@@ -190,6 +190,18 @@ def dataset_options(name: str) -> set:
     return set(inspect.signature(_dataset_builders[name]).parameters)
 
 
+def builder_parameters(kind: str, name: str) -> dict:
+    """The keyword parameters of configuration or data set `name`'s builder (`kind`: "configuration" or
+    "data set"), name -> inspect.Parameter; empty for an unknown name."""
+    _load_all()
+    builders = _model_builders if kind == "configuration" else _dataset_builders
+    builder = builders.get(name) if isinstance(name, str) else None  # a mistyped value fails in its own check
+    if builder is None:
+        return {}
+    return {key: parameter for key, parameter in inspect.signature(builder).parameters.items()
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
+
+
 def check_dataset(name: str, **options) -> None:
     """Validate data-set options cheaply, without loading data (ConfigError on a problem)."""
     _load_all()

@@ -1,5 +1,8 @@
 """The three private builders behind Table 2's rows: StyleGAN2 (A), stripped StyleGAN2 (B, C1, C), modern ResNet (D1..E).
 
+`preset` is the Table 9 column whose architecture a row builds (resolution, widths, groups, classes):
+the run's own `preset` (RunConfig) unless model_args names another (roadmap.config.inherit_preset),
+else the row's default (ffhq256; E: stackedmnist, kept so that committed numbers stay).
 Every channel count is derived from the preset's Config A widths (`stylegan2_channels`, Table 9
 order, highest resolution first) with Table 2's ratios, then multiplied by `width`:
 - plain channel counts: round(c * width), at least 1;
