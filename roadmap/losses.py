@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from roadmap.errors import ConfigError, unknown
 from roadmap.networks import cpu_ops
+from roadmap.plugins import load_plugins
 
 PENALTIES = ("r1", "r2")
 
@@ -51,23 +52,16 @@ def register_objective(objective: Objective) -> Objective:
     return objective
 
 
-def _load_plugins() -> None:
-    """Import the `r3bench.plugins` entry points (roadmap/registry.py), which may register objectives:
-    a plug-in loss named in YAML is looked up by `resolve` before anything else loads them, in the
-    parent and again in a fresh worker process."""
-    from roadmap.registry import load_plugins  # registry imports this module: the import waits for the call
-
-    load_plugins()
-
-
 def list_objectives() -> list[str]:
-    _load_plugins()
+    load_plugins()
     return list(_objectives)
 
 
 def get_objective(name: str) -> Objective:
-    if name not in _objectives:  # the built-ins never get here, so the per-step lookups stay a dict read
-        _load_plugins()
+    # A plug-in loss named in YAML is looked up by `resolve` before anything else loads the entry
+    # points, in the parent and again in a fresh worker; the built-ins never miss, so per-step lookups stay a dict read.
+    if name not in _objectives:
+        load_plugins()
     if name not in _objectives:
         raise unknown("loss", name, _objectives)
     return _objectives[name]

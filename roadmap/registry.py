@@ -6,28 +6,21 @@ the loss the configuration was defined with. Data sets register under an explici
 (``25gaussians`` is not a Python identifier) and return a ``DataSource``.
 """
 import dataclasses
-import importlib
 import inspect
 from typing import Callable, Optional, Protocol
 
 import torch
 from torch import nn
 
-from roadmap.errors import unknown
+from roadmap.errors import check_options, unknown
 from roadmap.losses import LossSpec
-
-# The library's own registering package, imported on first lookup; tiers (toy2d, stackedmnist) and
-# plug-in packages register through the `r3bench.plugins` entry-point group (pyproject.toml), so
-# the library layer never imports a tier and a plug-in needs no edit here.
-LIBRARY_MODULES = ("roadmap.configs", "roadmap.images")
-PLUGIN_GROUP = "r3bench.plugins"
+from roadmap.plugins import load_plugins  # noqa: F401  (re-exported: roadmap.fid and others call registry.load_plugins)
 
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
 _dataset_checks: dict[str, Callable[..., None]] = {}
 _dataset_kinds: dict[str, str] = {}  # data-set name -> the name of its DatasetKind
 _kinds: dict[str, "DatasetKind"] = {}
-_loaded = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,20 +120,6 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kin
     return decorate
 
 
-def load_plugins() -> None:
-    """Import the library's registering modules and every `r3bench.plugins` entry point, once per process."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from importlib.metadata import entry_points
-
-    for module in LIBRARY_MODULES:
-        importlib.import_module(module)
-    for entry in entry_points(group=PLUGIN_GROUP):
-        entry.load()
-
-
 _load_all = load_plugins
 
 
@@ -154,11 +133,20 @@ def list_datasets() -> list[str]:
     return sorted(_dataset_builders)
 
 
+def _check_keywords(kind: str, name: str, options: dict) -> None:
+    """Refuse a keyword the builder's signature does not name (with the closest one): the signature is
+    the one list of what a configuration or data set accepts. A builder taking **options checks its own."""
+    builder = (_model_builders if kind == "configuration" else _dataset_builders)[name]
+    if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
+        check_options(f"option of {kind} {name}", options, builder_parameters(kind, name))
+
+
 def create_model(name: str, **overrides) -> ModelPair:
     """Build configuration `name`; keyword overrides win over the builder's defaults."""
     _load_all()
     if name not in _model_builders:
         raise unknown("configuration", name, _model_builders)
+    _check_keywords("configuration", name, overrides)
     return _model_builders[name](**overrides)
 
 
@@ -167,6 +155,7 @@ def create_dataset(name: str, **options) -> DataSource:
     _load_all()
     if name not in _dataset_builders:
         raise unknown("data set", name, _dataset_builders)
+    _check_keywords("data set", name, options)
     return _dataset_builders[name](**options)
 
 

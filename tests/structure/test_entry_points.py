@@ -126,10 +126,10 @@ def test_a_plugin_named_in_yaml_trains_in_a_worker_and_reaches_the_report(plugin
 
 def test_a_plugin_loss_is_found_by_name_before_anything_else_loads_the_plugins(plugin_path, monkeypatch):
     """In-process: `get_objective` of a name only a plug-in registers loads the entry points itself."""
-    from roadmap import losses, registry
+    from roadmap import losses, plugins, registry
     from roadmap.config import resolve
 
-    monkeypatch.setattr(registry, "_loaded", False)  # a fresh process: no entry point imported yet
+    monkeypatch.setattr(plugins, "_loaded", False)  # a fresh process: no entry point imported yet
     monkeypatch.syspath_prepend(str(plugin_path))
     try:
         assert resolve(dict(model="demo_mlp", dataset="demo_ring3", loss="demo_squares")).loss == "demo_squares"
