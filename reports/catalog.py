@@ -14,9 +14,13 @@ from reports.tables import Cell, Table
 
 
 def load_report_modules() -> None:
-    """Import every module of the reports package (idempotent), so their tables are registered."""
+    """Import every module of the reports package and the `r3bench.plugins` entry points (idempotent),
+    so that their tables are registered: a plug-in package's table is one module of its own."""
+    from roadmap.registry import load_plugins
+
     for module in pkgutil.iter_modules(reports.__path__):
         importlib.import_module(f"reports.{module.name}")
+    load_plugins()
 
 
 def claimed_feeds() -> set:

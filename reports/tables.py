@@ -397,7 +397,7 @@ def feeds_mask(runs: pd.DataFrame, *names) -> pd.Series:
 
 
 def kind_mask(runs: pd.DataFrame, *kinds) -> pd.Series:
-    """Runs on a data set of one of the registered `kinds` (roadmap.registry.DATASET_KINDS)."""
+    """Runs on a data set of one of the registered `kinds` (roadmap.registry.register_dataset_kind)."""
     from roadmap.registry import dataset_kind
 
     return _column(runs, "dataset").map(lambda name: dataset_kind(str(name))).isin(kinds)

@@ -9,7 +9,6 @@ from roadmap.errors import ConfigError, check_int
 # `bench` refuses networks beyond this many parameters (G + D) before allocating anything: fp32
 # weights, Adam moments and gradients of 2e9 parameters are already 32 GB.
 MAX_BENCH_PARAMETERS = 2_000_000_000
-IMAGE_KINDS = ("images", "stackedmnist")  # data-set kinds (roadmap.registry.DATASET_KINDS) that FID can score
 
 
 def describe_models() -> list:
@@ -110,7 +109,7 @@ def run_fid(args) -> int:
 
     from roadmap import files
     from roadmap.fid import FidUnavailable, frechet_distance, metric_name, real_samples
-    from roadmap.registry import create_dataset, create_model, dataset_kind
+    from roadmap.registry import create_dataset, create_model, dataset_kind, is_image_dataset
     from roadmap.trainer import generate
 
     run_dir = Path(args.run)
@@ -122,7 +121,7 @@ def run_fid(args) -> int:
     n = args.n if args.n is not None else (50_000 if args.features is None else 10_000)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     kind = dataset_kind(config.get("dataset"))
-    if kind is not None and kind not in IMAGE_KINDS:
+    if kind is not None and not is_image_dataset(config.get("dataset")):
         raise ConfigError(f"--run: FID needs an image data set; {str(run_dir)!r} trained on {config.get('dataset')!r} "
                           f"(a {kind.replace('_', ' ')}, scored in its summary.json)")
     checkpoint = files.load_checkpoint(run_dir)

@@ -14,10 +14,12 @@ from roadmap.schedules import Ramp
 @dataclasses.dataclass
 class RunConfig:
     model: str = "toy_mlp"  # registered configuration (r3bench list)
-    model_args: dict = dataclasses.field(default_factory=dict)  # builder overrides: width, preset, ...
+    model_args: dict = dataclasses.field(default_factory=dict)  # builder overrides: width, precision, ... (`preset`: the architecture's own Table 9 column)
     dataset: str = "25gaussians"  # registered data set
     dataset_args: dict = dataclasses.field(default_factory=dict)  # data root, resolution, ...
-    preset: Optional[str] = None  # Table 9 row whose training hyperparameters fill unset fields
+    # The run's Table 9 column ("preset"): its training hyperparameters fill unset fields, and builders
+    # and data sets that take a `preset` inherit it unless model_args / dataset_args name their own.
+    preset: Optional[str] = None
     loss: Optional[str] = None  # gan | rpgan; None: the configuration's own objective
     penalties: Optional[list] = None  # subset of [r1, r2]; None: the configuration's own
     lazy_interval: Optional[int] = None  # penalty every k-th D step, weighted by k; None: the configuration's
@@ -214,7 +216,8 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def resolve(values: dict) -> RunConfig:
-    """Build a validated RunConfig: dataclass defaults < preset row < `values` (unknown keys rejected)."""
+    """Build a validated RunConfig: dataclass defaults < preset row < `values` (unknown keys rejected);
+    the run's preset reaches model_args and dataset_args (see `inherit_preset`)."""
     for key in values:
         if key.split(".")[0] not in FIELDS:
             raise ConfigError(f"unknown key {key!r}{closest(key.split('.')[0], FIELDS)}")
@@ -224,7 +227,24 @@ def resolve(values: dict) -> RunConfig:
         if preset not in PRESETS:
             raise unknown("preset", preset, PRESETS)
         values = merge({name: PRESETS[preset][name] for name in TRAINING_FIELDS}, values)
-    return validate(RunConfig(**values))
+    return inherit_preset(validate(RunConfig(**values)))
+
+
+def inherit_preset(config: RunConfig) -> RunConfig:
+    """The run's Table 9 column, written into model_args and dataset_args where the builder takes a
+    `preset` and they name none, so that config.yaml records what was built (resolving twice changes
+    nothing). A run without a preset leaves both as written: the builder's own default column then
+    applies, as it did for every committed run. An unknown name is left for the registry's own error."""
+    if config.preset is None:
+        return config
+    from roadmap.registry import builder_parameters
+
+    inherited = {}
+    for field, kind, name in (("model_args", "configuration", config.model), ("dataset_args", "data set", config.dataset)):
+        arguments = getattr(config, field)
+        if "preset" not in arguments and "preset" in builder_parameters(kind, name):
+            inherited[field] = dict(arguments, preset=config.preset)
+    return dataclasses.replace(config, **inherited) if inherited else config
 
 
 def to_dict(config: RunConfig) -> dict:

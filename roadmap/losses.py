@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from roadmap.errors import ConfigError, unknown
+from roadmap.plugins import load_plugins
 
 PENALTIES = ("r1", "r2")
 
@@ -57,10 +58,15 @@ def register_objective(objective: Objective) -> Objective:
 
 
 def list_objectives() -> list[str]:
+    load_plugins()
     return list(_objectives)
 
 
 def get_objective(name: str) -> Objective:
+    # A plug-in loss named in YAML is looked up by `resolve` before anything else loads the entry
+    # points, in the parent and again in a fresh worker; the built-ins never miss, so per-step lookups stay a dict read.
+    if name not in _objectives:
+        load_plugins()
     if name not in _objectives:
         raise unknown("loss", name, _objectives)
     return _objectives[name]

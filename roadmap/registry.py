@@ -6,32 +6,45 @@ the loss the configuration was defined with. Data sets register under an explici
 (``25gaussians`` is not a Python identifier) and return a ``DataSource``.
 """
 import dataclasses
-import importlib
 import inspect
 from typing import Callable, Optional, Protocol
 
 import torch
 from torch import nn
 
-from roadmap.errors import unknown
+from roadmap.errors import check_options, unknown
 from roadmap.losses import LossSpec
 from roadmap.networks.operators import operators_for, set_operators
-
-# The library's own registering package, imported on first lookup; tiers (toy2d, stackedmnist) and
-# plug-in packages register through the `r3bench.plugins` entry-point group (pyproject.toml), so
-# the library layer never imports a tier and a plug-in needs no edit here.
-LIBRARY_MODULES = ("roadmap.configs", "roadmap.images")
-PLUGIN_GROUP = "r3bench.plugins"
+from roadmap.plugins import load_plugins  # noqa: F401  (re-exported: roadmap.fid and others call registry.load_plugins)
 
 _model_builders: dict[str, Callable[..., "ModelPair"]] = {}
 _dataset_builders: dict[str, Callable[..., "DataSource"]] = {}
 _dataset_checks: dict[str, Callable[..., None]] = {}
-_dataset_kinds: dict[str, str] = {}
-# What a data set is, so that reports pick their tables and figures by kind, never by name lists:
-# toy_mixture (2-D Gaussian mixture: modes, hq fraction, KL), toy_curve (2-D curve: coverage,
-# support distance), stackedmnist (1000 modes, reverse KL), images (FID).
-DATASET_KINDS = ("toy_mixture", "toy_curve", "stackedmnist", "images")
-_loaded = False
+_dataset_kinds: dict[str, str] = {}  # data-set name -> the name of its DatasetKind
+_kinds: dict[str, "DatasetKind"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetKind:
+    """What a data set is, so that the runner, the commands and the reports decide by kind, never by name lists."""
+
+    name: str  # the `kind=` of register_dataset
+    images: bool  # samples are images [C, H, W] in [-1, 1]: the 'bgc' augmentation applies and FID can score them
+    description: str = ""  # what its metrics are, for docs
+
+
+def register_dataset_kind(name: str, images: bool, description: str = "") -> "DatasetKind":
+    """Register a data-set kind (the one place kinds are declared; a plug-in may add its own)."""
+    if name in _kinds:
+        raise ValueError(f"data-set kind {name!r} registered twice")
+    _kinds[name] = DatasetKind(name, bool(images), description)
+    return _kinds[name]
+
+
+register_dataset_kind("toy_mixture", images=False, description="2-D Gaussian mixture: modes, hq fraction, KL")
+register_dataset_kind("toy_curve", images=False, description="2-D curve: coverage, support distance")
+register_dataset_kind("stackedmnist", images=True, description="Stacked MNIST: 1000 modes, reverse KL")
+register_dataset_kind("images", images=True, description="natural images: FID")
 
 
 @dataclasses.dataclass
@@ -95,7 +108,7 @@ def register_model(fn: Callable[..., ModelPair]) -> Callable[..., ModelPair]:
 
 
 def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kind: str = "images"):
-    """Register a data-set builder under `name` (decorator factory); `kind` is one of DATASET_KINDS.
+    """Register a data-set builder under `name` (decorator factory); `kind` is a registered DatasetKind's name.
 
     `check(**options)` is an optional cheap validation of the builder options (a data root that
     exists, a valid resolution) that the runner calls before any job starts; it raises ConfigError.
@@ -104,8 +117,8 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kin
     def decorate(fn: Callable[..., DataSource]) -> Callable[..., DataSource]:
         if name in _dataset_builders:
             raise ValueError(f"data set {name!r} registered twice")
-        if kind not in DATASET_KINDS:
-            raise ValueError(f"data set {name!r}: kind {kind!r} is not one of {DATASET_KINDS}")
+        if kind not in _kinds:
+            raise ValueError(f"data set {name!r}: kind {kind!r} is not one of {sorted(_kinds)} (register_dataset_kind first)")
         _dataset_builders[name] = fn
         _dataset_kinds[name] = kind
         if check is not None:
@@ -113,20 +126,6 @@ def register_dataset(name: str, check: Optional[Callable[..., None]] = None, kin
         return fn
 
     return decorate
-
-
-def load_plugins() -> None:
-    """Import the library's registering modules and every `r3bench.plugins` entry point, once per process."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from importlib.metadata import entry_points
-
-    for module in LIBRARY_MODULES:
-        importlib.import_module(module)
-    for entry in entry_points(group=PLUGIN_GROUP):
-        entry.load()
 
 
 _load_all = load_plugins
@@ -142,6 +141,14 @@ def list_datasets() -> list[str]:
     return sorted(_dataset_builders)
 
 
+def _check_keywords(kind: str, name: str, options: dict) -> None:
+    """Refuse a keyword the builder's signature does not name (with the closest one): the signature is
+    the one list of what a configuration or data set accepts. A builder taking **options checks its own."""
+    builder = (_model_builders if kind == "configuration" else _dataset_builders)[name]
+    if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
+        check_options(f"option of {kind} {name}", options, builder_parameters(kind, name))
+
+
 def create_model(name: str, **overrides) -> ModelPair:
     """Build configuration `name`; keyword overrides win over the builder's defaults.
 
@@ -151,6 +158,7 @@ def create_model(name: str, **overrides) -> ModelPair:
     _load_all()
     if name not in _model_builders:
         raise unknown("configuration", name, _model_builders)
+    _check_keywords("configuration", name, overrides)
     pair = _model_builders[name](**overrides)
     return pair.place(next(pair.discriminator.parameters()).device)
 
@@ -160,13 +168,20 @@ def create_dataset(name: str, **options) -> DataSource:
     _load_all()
     if name not in _dataset_builders:
         raise unknown("data set", name, _dataset_builders)
+    _check_keywords("data set", name, options)
     return _dataset_builders[name](**options)
 
 
 def dataset_kind(name: str) -> Optional[str]:
-    """The registered kind of data set `name` (one of DATASET_KINDS), or None for an unknown name."""
+    """The name of data set `name`'s registered kind, or None for an unknown name."""
     _load_all()
     return _dataset_kinds.get(name)
+
+
+def is_image_dataset(name: str) -> bool:
+    """Whether data set `name`'s kind is made of images (False for an unknown name)."""
+    kind = dataset_kind(name)
+    return kind is not None and _kinds[kind].images
 
 
 def dataset_options(name: str) -> set:
@@ -175,6 +190,18 @@ def dataset_options(name: str) -> set:
     if name not in _dataset_builders:
         raise unknown("data set", name, _dataset_builders)
     return set(inspect.signature(_dataset_builders[name]).parameters)
+
+
+def builder_parameters(kind: str, name: str) -> dict:
+    """The keyword parameters of configuration or data set `name`'s builder (`kind`: "configuration" or
+    "data set"), name -> inspect.Parameter; empty for an unknown name."""
+    _load_all()
+    builders = _model_builders if kind == "configuration" else _dataset_builders
+    builder = builders.get(name) if isinstance(name, str) else None  # a mistyped value fails in its own check
+    if builder is None:
+        return {}
+    return {key: parameter for key, parameter in inspect.signature(builder).parameters.items()
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
 
 
 def check_dataset(name: str, **options) -> None:

@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted-key overrides applied to every run")
     parser.add_argument("--executor", choices=("local", "debug", "slurm"), default=None, help="default: local")
     parser.add_argument("--out", default=None, help=f"results root (default: $R3BENCH_RESULTS or ./{DEFAULT_RESULTS})")
-    parser.add_argument("--preset", default=None, help="experiment preset, e.g. cpu or paper (default: the file's default_preset)")
+    parser.add_argument("--scale", "--preset", dest="scale", default=None,
+                        help="the experiment's scale: cpu, gpu or paper (default: the file's default_scale); --preset is its old spelling")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and resources, run nothing")
     parser.add_argument("--force", action="store_true", help="re-run from scratch: completed and diverged runs, and runs whose folder holds other settings")
     parser.add_argument("--max-parallel", type=int, default=None, help="local executor: runs at once")
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("experiment")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--preset", default=None)
+    parser.add_argument("--scale", "--preset", dest="scale", default=None, help="as for run")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=run_status)
 
@@ -78,12 +79,12 @@ def _plan(args, check_data: bool = True):
 
     experiment = load_experiment(args.experiment)
     overrides = parse_overrides(args.overrides)
-    resources = resources_for(experiment, args.preset)
+    resources = resources_for(experiment, args.scale)
     if getattr(args, "max_parallel", None) is not None:
         resources["max_parallel"] = args.max_parallel
     check_resources(resources)
     root = results_root(args)
-    specs = expand(experiment, root, preset=args.preset, overrides=overrides, check_data=check_data)
+    specs = expand(experiment, root, scale=args.scale, overrides=overrides, check_data=check_data)
     check_batches(specs, resources)
     check_micro_batches(specs, resources)
     return experiment, specs, resources, root
@@ -172,7 +173,7 @@ def run_experiment(args) -> int:
     if trained > 0:  # the wall time of this invocation, beside its runs; a call that trained nothing keeps the last record
         from runners.record import write_experiment_record
 
-        write_experiment_record(root / experiment.name, experiment.name, args.preset or experiment.default_preset, executor,
+        write_experiment_record(root / experiment.name, experiment.name, args.scale or experiment.default_scale, executor,
                                 started, time.time(), len(specs), trained, resources.get("max_parallel"), commit)
     print_summary(specs)
     for spec in specs:  # why each failed run failed, one line each

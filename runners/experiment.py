@@ -7,17 +7,21 @@ Schema (every key optional except `base`; unknown keys are rejected with the clo
     base: {RunConfig fields, dotted keys allowed: model_args.width: 0.125}
     grid: {RunConfig field: [value, ...]}      # cartesian product, in the order written
     seeds: [0, 1, 2]
-    presets: {cpu: {overrides of base}, paper: {..., resources: {gpus_per_node: 1}}}
-    default_preset: cpu
+    scales: {cpu: {overrides of base}, paper: {..., resources: {gpus_per_node: 1}}}
+    default_scale: cpu   # `r3bench run NAME --scale paper` (or its old spelling --preset) picks another
     resources: {timeout_min: 60, cpus_per_task: 1, gpus_per_node: 0, mem_gb: 8, ...}
     include: [other bundled experiments; their runs land in <this>/<included>/]
     analyses: {dirac: {gamma: 1.0}}          # or a list of names with default arguments
-    extends: _stackedmnist_cpu   # a bundled fragment (or path) whose base/presets/resources/analyses lie under this file's
+    extends: _stackedmnist_cpu   # a bundled fragment (or path) whose base/scales/resources/analyses lie under this file's
 
 Files whose name starts with `_` are fragments for `extends:`, not experiments (`r3bench list` skips them).
 
+Words: a *scale* is one of the experiment's variants (cpu, gpu, paper); a *preset* is a Table 9 column
+(RunConfig.preset, inherited by the builders and image data sets). Files written before issue 21 call
+scales `presets:` / `default_preset:`; those keys are still read.
+
 Precedence for one run: RunConfig defaults < Table 9 preset row (`preset:`) < base < the
-experiment preset (cpu/paper) < grid values and seed < command-line overrides.
+experiment's scale (cpu/paper) < grid values and seed < command-line overrides.
 """
 import dataclasses
 import itertools
@@ -31,9 +35,10 @@ from roadmap.config import FIELDS, MAX_SEED, RunConfig, load_yaml, merge, resolv
 from roadmap.errors import ConfigError, check_int, check_number, closest, unknown
 
 BUNDLED = Path(__file__).resolve().parent / "experiments"
-TOP_LEVEL_KEYS = ("description", "feeds", "base", "grid", "seeds", "presets", "default_preset", "resources", "include", "analyses",
+TOP_LEVEL_KEYS = ("description", "feeds", "base", "grid", "seeds", "scales", "default_scale", "resources", "include", "analyses",
                   "extends")
-MERGED_KEYS = ("base", "presets", "resources", "analyses")  # extends: the parent's mapping lies under the file's own
+LEGACY_KEYS = {"presets": "scales", "default_preset": "default_scale"}  # issue 21 renamed them; user files keep working
+MERGED_KEYS = ("base", "scales", "resources", "analyses")  # extends: the parent's mapping lies under the file's own
 # In-process analyses and their default arguments. stackedmnist_real scores real samples at the
 # resolution of the experiment's own runs (the ceiling row of Tables 1 and 3).
 ANALYSES = {"dirac": dict(gamma=1.0), "stackedmnist_real": dict(n=26_000)}
@@ -73,8 +78,8 @@ class Experiment:
     base: dict = dataclasses.field(default_factory=dict)
     grid: dict = dataclasses.field(default_factory=dict)
     seeds: list = dataclasses.field(default_factory=lambda: [0])
-    presets: dict = dataclasses.field(default_factory=dict)
-    default_preset: Optional[str] = None
+    scales: dict = dataclasses.field(default_factory=dict)  # variant name (cpu, gpu, paper) -> overrides of base, with its own resources
+    default_scale: Optional[str] = None  # the variant run when the command line names none
     resources: dict = dataclasses.field(default_factory=dict)
     include: list = dataclasses.field(default_factory=list)
     analyses: dict = dataclasses.field(default_factory=dict)
@@ -116,6 +121,16 @@ def _read_raw(path: Path, chain: tuple) -> dict:
         raise ConfigError(f"{path.name}:{where} malformed YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path.name}: expected a mapping with a `base` section, got {type(raw).__name__}")
+    for old, new in LEGACY_KEYS.items():
+        if old in raw and new in raw:
+            raise ConfigError(f"{path.name}: {old} and {new} are one setting (the old and the new name); keep {new}")
+    default = raw.get("default_scale", raw.get("default_preset"))
+    if default is not None and not isinstance(default, str):  # named in the file's own words
+        key, noun = ("default_preset", "preset") if "default_preset" in raw else ("default_scale", "scale")
+        raise ConfigError(f"{path.name}: {key}: expected a {noun} name, got {default!r}")
+    for old, new in LEGACY_KEYS.items():
+        if old in raw:
+            raw[new] = raw.pop(old)
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(f"{path.name}: unknown key {key!r}{closest(key, TOP_LEVEL_KEYS)}")
@@ -154,7 +169,7 @@ def load_experiment(name_or_path: str, _chain: tuple = ()) -> Experiment:
 def _check_types(experiment: Experiment, where: str) -> None:
     if experiment.feeds is not None and not isinstance(experiment.feeds, str):
         raise ConfigError(f"{where}: feeds: expected the name of a paper table or section, got {experiment.feeds!r}")
-    for key, kind in (("base", dict), ("grid", dict), ("presets", dict), ("resources", dict), ("seeds", list), ("include", list)):
+    for key, kind in (("base", dict), ("grid", dict), ("scales", dict), ("resources", dict), ("seeds", list), ("include", list)):
         if not isinstance(getattr(experiment, key), kind):
             raise ConfigError(f"{where}: {key}: expected a {kind.__name__}, got {getattr(experiment, key)!r}")
     for key, values in experiment.grid.items():
@@ -169,20 +184,18 @@ def _check_types(experiment: Experiment, where: str) -> None:
             raise ConfigError(f"{where}: seeds: expected integers >= 0 and < 2**63, got {seed!r}")
     if not experiment.seeds and not experiment.include:
         raise ConfigError(f"{where}: seeds: the list is empty and nothing is included, so there is no run to do")
-    for section in ("base",) + tuple(f"presets.{name}" for name in experiment.presets):
-        values = experiment.base if section == "base" else experiment.presets[section.split(".", 1)[1]]
+    for section in ("base",) + tuple(f"scales.{name}" for name in experiment.scales):
+        values = experiment.base if section == "base" else experiment.scales[section.split(".", 1)[1]]
         if isinstance(values, dict) and "seed" in values:
             raise ConfigError(f"{where}: {section}.seed: set seeds with the top-level `seeds:` list")
-    if experiment.default_preset is not None and not isinstance(experiment.default_preset, str):
-        raise ConfigError(f"{where}: default_preset: expected a preset name, got {experiment.default_preset!r}")
-    if experiment.default_preset is not None and experiment.default_preset not in experiment.presets:
-        raise unknown(f"default_preset in {where}:", experiment.default_preset, experiment.presets)
-    for name, values in experiment.presets.items():
+    if experiment.default_scale is not None and experiment.default_scale not in experiment.scales:
+        raise unknown(f"default_scale in {where}:", experiment.default_scale, experiment.scales)
+    for name, values in experiment.scales.items():
         if not isinstance(values, dict):
-            raise ConfigError(f"{where}: presets.{name}: expected a mapping of overrides")
+            raise ConfigError(f"{where}: scales.{name}: expected a mapping of overrides")
         if not isinstance(values.get("resources", {}), dict):
-            raise ConfigError(f"{where}: presets.{name}.resources: expected a mapping")
-        check_resources(values.get("resources", {}), f"{where}: presets.{name}")
+            raise ConfigError(f"{where}: scales.{name}.resources: expected a mapping")
+        check_resources(values.get("resources", {}), f"{where}: scales.{name}")
     check_resources(experiment.resources, where)
     if isinstance(experiment.analyses, list):
         if not all(isinstance(name, str) for name in experiment.analyses):
@@ -204,10 +217,10 @@ def _check_types(experiment: Experiment, where: str) -> None:
                 check_int(f"{where}: analyses.{name}.n", value, 1)
 
 
-def resources_for(experiment: Experiment, preset: Optional[str] = None) -> dict:
-    """The experiment's resources with the chosen preset's `resources` on top (e.g. GPUs for `paper`)."""
-    chosen = preset if preset is not None else experiment.default_preset
-    return dict(experiment.resources, **experiment.presets.get(chosen, {}).get("resources", {}))
+def resources_for(experiment: Experiment, scale: Optional[str] = None) -> dict:
+    """The experiment's resources with the chosen scale's `resources` on top (e.g. GPUs for `paper`)."""
+    chosen = scale if scale is not None else experiment.default_scale
+    return dict(experiment.resources, **experiment.scales.get(chosen, {}).get("resources", {}))
 
 
 def check_resources(resources: dict, where: str = "resources") -> None:
@@ -256,7 +269,7 @@ def parse_overrides(items) -> dict:
     return overrides
 
 
-def expand(experiment: Experiment, results_root, preset: Optional[str] = None, overrides: Optional[dict] = None,
+def expand(experiment: Experiment, results_root, scale: Optional[str] = None, overrides: Optional[dict] = None,
            prefix: str = "", check_data: bool = True) -> list[RunSpec]:
     """Every run of the experiment (and of its includes), resolved and validated; nothing is written.
 
@@ -264,11 +277,11 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
     folders (`r3bench status`), which needs no data."""
     original_overrides = dict(overrides or {})
     overrides = dict(original_overrides)
-    chosen = preset if preset is not None else experiment.default_preset
-    if chosen is not None and chosen not in experiment.presets:
-        if preset is not None and not prefix:  # the user's choice must exist at the top level
-            raise unknown(f"preset of experiment {experiment.name!r}:", chosen, experiment.presets)
-        chosen = experiment.default_preset
+    chosen = scale if scale is not None else experiment.default_scale
+    if chosen is not None and chosen not in experiment.scales:
+        if scale is not None and not prefix:  # the user's choice must exist at the top level (asked with --preset, its old spelling, or --scale)
+            raise unknown(f"preset of experiment {experiment.name!r} (scale):", chosen, experiment.scales)
+        chosen = experiment.default_scale
     grid = dict(experiment.grid)
     seeds = list(experiment.seeds)  # empty: the experiment only gathers its includes
     if "seeds" in overrides and seeds:
@@ -283,8 +296,8 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             grid[key] = [value]  # fixing a grid axis on the command line keeps it in run names
         else:
             base_overrides[key] = value
-    preset_values = {k: v for k, v in experiment.presets.get(chosen, {}).items() if k != "resources"} if chosen else {}
-    base = merge(experiment.base, preset_values)
+    scale_values = {k: v for k, v in experiment.scales.get(chosen, {}).items() if k != "resources"} if chosen else {}
+    base = merge(experiment.base, scale_values)
     if experiment.feeds is not None:
         base.setdefault("feeds", experiment.feeds)
     where = f"{prefix}{experiment.name}"
@@ -301,7 +314,7 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
             specs.append(RunSpec(where, name, config, Path(results_root) / where / name))
     for included in experiment.include:
         child = load_experiment(included)
-        specs += expand(child, results_root, preset, original_overrides, prefix=f"{where}/")  # checked below, once, at the top
+        specs += expand(child, results_root, scale, original_overrides, prefix=f"{where}/")  # checked below, once, at the top
     if not prefix:
         _check_models_and_data(specs, check_data)
     names = [spec.run_dir for spec in specs]
@@ -312,20 +325,12 @@ def expand(experiment: Experiment, results_root, preset: Optional[str] = None, o
 
 def build_on_meta(name: str, model_args: dict):
     """Build configuration `name` with `model_args` on the meta device (shapes only, no memory): the
-    pre-flight check of every builder option. Unknown keywords are refused from the builder's own
-    signature (with the closest name); a bad value becomes one ConfigError line `model_args: ...`."""
-    import inspect
-
+    pre-flight check of every builder option. Unknown keywords are refused by create_model from the
+    builder's own signature (with the closest name); a bad value becomes one ConfigError line `model_args: ...`."""
     import torch
 
-    from roadmap.registry import create_model, model_builder
+    from roadmap.registry import create_model
 
-    parameters = inspect.signature(model_builder(name)).parameters
-    named = [p for p, spec in parameters.items() if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)]
-    if not any(spec.kind == spec.VAR_KEYWORD for spec in parameters.values()):  # the builder's keywords are all of its options
-        for key in model_args:
-            if key not in named:
-                raise ConfigError(f"model_args: {unknown(f'option of configuration {name}', key, named)}")
     try:
         with torch.device("meta"):
             return create_model(name, **model_args)
@@ -343,7 +348,7 @@ def _check_models_and_data(specs, check_data: bool = True) -> None:
     Every distinct (model, model_args) is built once on the meta device; its own objective then fills
     the run's loss, penalties and lazy_interval where they were left None, so that each RunSpec's
     config is what the trainer writes as config.yaml."""
-    from roadmap.registry import check_dataset, dataset_kind, dataset_options, list_models
+    from roadmap.registry import check_dataset, dataset_options, is_image_dataset, list_models
 
     models, checked, built = list_models(), set(), {}
     for index, spec in enumerate(specs):
@@ -367,7 +372,7 @@ def _check_models_and_data(specs, check_data: bool = True) -> None:
             except TypeError as error:  # an option the data set does not take
                 raise ConfigError(f"{spec.experiment}: dataset_args: {error}") from None
         augment_p = spec.config.augment_p if isinstance(spec.config.augment_p, (list, tuple)) else [spec.config.augment_p]
-        if any(augment_p) and dataset_kind(spec.config.dataset) not in ("images", "stackedmnist"):
+        if any(augment_p) and not is_image_dataset(spec.config.dataset):
             raise ConfigError(f"{spec.experiment}: augment_p: data set {spec.config.dataset!r} is not made of images; "
                               f"the 'bgc' augmentation needs images (set augment_p: 0)")
         if spec.config.xflip and "xflip" not in dataset_options(spec.config.dataset):

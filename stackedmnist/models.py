@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from roadmap.errors import ConfigError, check_int, check_options
+from roadmap.errors import ConfigError, check_int
 from roadmap.networks.operators import OperatorLayer
 from roadmap.registry import ModelPair, register_model
 
@@ -144,10 +144,11 @@ def _small_resnet(latent_dim: int, width: int, blocks: int, resolution: int, los
     )
 
 
+RPGAN_R1_R2 = dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)  # read, never mutated (ModelPair copies it into a LossSpec)
+
+
 @register_model
-def small_resnet(**overrides) -> ModelPair:
+def small_resnet(*, latent_dim: int = 64, width: int = 128, blocks: int = 2, resolution: int = 32,
+                 loss: dict = RPGAN_R1_R2) -> ModelPair:
     """Paper Table 1 test bed (Stacked MNIST): small ResNet G and D, RpGAN + R1 + R2 by default."""
-    defaults = dict(latent_dim=64, width=128, blocks=2, resolution=32,
-                    loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
-    check_options("option of configuration small_resnet", overrides, defaults)
-    return _small_resnet(**dict(defaults, **overrides))
+    return _small_resnet(latent_dim, width, blocks, resolution, loss)

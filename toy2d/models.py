@@ -1,7 +1,7 @@
 """MLP generator and discriminator for the 2-D toys, registered like any configuration (Appendix E)."""
 from torch import nn
 
-from roadmap.errors import check_int, check_options
+from roadmap.errors import check_int
 from roadmap.networks.layers import ACTIVATIONS, Activation, check_choice
 from roadmap.registry import ModelPair, register_model
 
@@ -61,10 +61,11 @@ def _toy_mlp(latent_dim: int, hidden: int, depth: int, data_dim: int, loss: dict
     )
 
 
+RPGAN_R1_R2 = dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1)  # read, never mutated (ModelPair copies it into a LossSpec)
+
+
 @register_model
-def toy_mlp(**overrides) -> ModelPair:
+def toy_mlp(*, latent_dim: int = 16, hidden: int = 128, depth: int = 3, data_dim: int = 2, activation: str = "lrelu",
+            loss: dict = RPGAN_R1_R2) -> ModelPair:
     """The 2-D toy test bed: MLP G and D, RpGAN + R1 + R2 by default; `activation` in lrelu | gelu | silu | smu."""
-    defaults = dict(latent_dim=16, hidden=128, depth=3, data_dim=2, activation="lrelu",
-                    loss=dict(loss="rpgan", penalties=["r1", "r2"], lazy_interval=1))
-    check_options("option of configuration toy_mlp", overrides, defaults)
-    return _toy_mlp(**dict(defaults, **overrides))
+    return _toy_mlp(latent_dim, hidden, depth, data_dim, loss, activation)

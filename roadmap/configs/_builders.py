@@ -1,5 +1,8 @@
 """The three private builders behind Table 2's rows: StyleGAN2 (A), stripped StyleGAN2 (B, C1, C), modern ResNet (D1..E).
 
+`preset` is the Table 9 column whose architecture a row builds (resolution, widths, groups, classes):
+the run's own `preset` (RunConfig) unless model_args names another (roadmap.config.inherit_preset),
+else the row's default (ffhq256; E: stackedmnist, kept so that committed numbers stay).
 Every channel count is derived from the preset's Config A widths (`stylegan2_channels`, Table 9
 order, highest resolution first) with Table 2's ratios, then multiplied by `width`:
 - plain channel counts: round(c * width), at least 1;
@@ -20,11 +23,14 @@ default reproduces the paper's network exactly (same modules, same parameter cou
   (the `precision` experiment asks): each count is a blocking host read, ~180 per bf16 E step, which
   would stall a GPU at every stage crossing. The counts reach metrics.jsonl through ModelPair.step_statistics.
 """
+import functools
+import inspect
 import math
+from typing import Optional, Union
 
 import torch
 
-from roadmap.errors import ConfigError, check_int, check_options, unknown
+from roadmap.errors import ConfigError, check_int, unknown
 from roadmap.networks.layers import check_width, precision_dtype, scale_channels, scale_grouped
 from roadmap.networks.precision import PrecisionMonitor
 from roadmap.networks.resnet import ResNetDiscriminator, ResNetGenerator
@@ -43,10 +49,29 @@ def preset_row(preset: str) -> dict:
     return PRESETS[preset]
 
 
-def check_overrides(config: str, overrides: dict, allowed) -> None:
-    """Reject a builder keyword the configuration does not know, naming the closest one (the named
-    parameters preset, width and precision count as candidates: `widht` suggests `width`)."""
-    check_options(f"option of configuration {config}", overrides, allowed, suggest=("preset", "width", "precision"))
+def row(private, **defaults):
+    """Decorator declaring a Table 2 row over `private` (whose options are all keyword-only): the row's
+    signature is the private builder's with the row's `defaults`, so it is the one list of what the row
+    accepts (roadmap.registry.create_model refuses any other keyword with the closest name). The
+    decorated function gives the row its name and docstring; an empty description is the docstring's first line."""
+    signature = inspect.signature(private)
+
+    def decorate(declaration):
+        parameters = [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in signature.parameters.values()]
+        row_signature = signature.replace(parameters=parameters)
+
+        @functools.wraps(declaration)
+        def build(**options) -> ModelPair:
+            bound = row_signature.bind(**options)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments["description"] = arguments["description"] or declaration.__doc__.splitlines()[0]
+            return private(**arguments)
+
+        build.__signature__ = row_signature  # inspect.signature(row) reads this, not `build(**options)`
+        return build
+
+    return decorate
 
 
 def _positive_int(field: str, value) -> None:
@@ -83,13 +108,10 @@ def path_length_penalty(generator, z, labels, weight: float = 2.0, decay: float 
     return (lengths - generator.path_length_mean).square() * weight
 
 
-A_OPTIONS = ("z_dim", "w_dim", "mapping_layers", "mbstd_group", "mixing_probability", "conditional", "loss",
-             "path_length_weight", "path_length_interval", "description", "resolution")
-
-
-def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8, mbstd_group=8, mixing_probability=0.9,
-               conditional=None, loss=None, path_length_weight=2.0, path_length_interval=4, description="",
-               resolution=None) -> ModelPair:
+def _stylegan2(*, preset: str = "ffhq256", width: float = 1.0, precision: str = "fp32", z_dim: int = 512, w_dim: int = 512,
+               mapping_layers: int = 8, mbstd_group: int = 8, mixing_probability: float = 0.9, conditional: Optional[bool] = None,
+               loss: Optional[dict] = None, path_length_weight: float = 2.0, path_length_interval: int = 4, description: str = "",
+               resolution: Optional[int] = None) -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     for field, value, minimum in (("z_dim", z_dim, 1), ("w_dim", w_dim, 1), ("mapping_layers", mapping_layers, 1),
                                   ("mbstd_group", mbstd_group, 0), ("path_length_interval", path_length_interval, 1)):
@@ -110,9 +132,6 @@ def _stylegan2(preset, width, precision, z_dim=512, w_dim=512, mapping_layers=8,
 # ----------------------------------------------------------------------------------------------
 # Configs B, C1, C: stripped StyleGAN2.
 
-B_OPTIONS = ("latent_dim", "conditional", "loss", "description", "resolution")
-
-
 def _stylegan2_stages(row: dict, width: float, resolution) -> tuple:
     """(channels per kept stage, low-precision stage count) of A..C; `resolution` as for the ResNet rows."""
     if resolution is None:
@@ -121,7 +140,9 @@ def _stylegan2_stages(row: dict, width: float, resolution) -> tuple:
     return [scale_channels(c, width) for c in kept], min(row["low_precision_stages"], len(kept) - 1)
 
 
-def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=None, description="", resolution=None) -> ModelPair:
+def _stripped(*, preset: str = "ffhq256", width: float = 1.0, precision: str = "fp32", latent_dim: int = 64,
+              conditional: Optional[bool] = None, loss: Optional[dict] = None, description: str = "",
+              resolution: Optional[int] = None) -> ModelPair:
     row, width, dtype, num_classes = _common(preset, width, precision, conditional)
     _positive_int("latent_dim", latent_dim)
     channels, stages = _stylegan2_stages(row, width, resolution)
@@ -133,10 +154,6 @@ def _stripped(preset, width, precision, latent_dim=64, conditional=None, loss=No
 
 # ----------------------------------------------------------------------------------------------
 # Configs D1, D, E1, E: the modern ResNet.
-
-RESNET_OPTIONS = ("stem_ratio", "hidden_ratio", "group_size", "output_skips", "blocks", "latent_dim", "conditional", "loss", "description",
-                  "activation", "normalization", "resolution", "low_precision_stages", "precision_events")
-
 
 def _stage_slice(row: dict, resolution) -> slice:
     """Which of the preset's stages (highest resolution first) a network at `resolution` keeps."""
@@ -150,9 +167,11 @@ def _stage_slice(row: dict, resolution) -> slice:
     return slice(count - kept, count)
 
 
-def _resnet(preset, width, precision, stem_ratio, hidden_ratio, group_size, output_skips, blocks=2, latent_dim=64,
-            conditional=None, loss=None, description="", activation="lrelu", normalization="none", resolution=None,
-            low_precision_stages=None, precision_events=None) -> ModelPair:
+def _resnet(*, preset: str = "ffhq256", width: float = 1.0, precision: str = "fp32", stem_ratio: float, hidden_ratio: float,
+            group_size: Union[int, str, None], output_skips: bool, blocks: int = 2, latent_dim: int = 64,
+            conditional: Optional[bool] = None, loss: Optional[dict] = None, description: str = "", activation: str = "lrelu",
+            normalization: str = "none", resolution: Optional[int] = None, low_precision_stages: Optional[int] = None,
+            precision_events: Optional[bool] = None) -> ModelPair:
     """stem = stem_ratio x Config A width, hidden (3x3 conv width) = hidden_ratio x Config A width.
 
     group_size: None (dense 3x3), an int, or "preset" (hidden width at width 1 / Table 9 groups).

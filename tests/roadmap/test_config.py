@@ -34,3 +34,16 @@ def test_bad_values_name_the_field(values, message):
 def test_merge_expands_dotted_keys_and_keeps_siblings():
     merged = merge({"model_args": {"width": 1.0, "preset": "cifar10"}}, {"model_args.width": 0.5})
     assert merged == {"model_args": {"width": 0.5, "preset": "cifar10"}}
+
+
+def test_builders_and_data_sets_inherit_the_runs_preset_unless_their_arguments_name_one():
+    config = resolve({"model": "E", "dataset": "imagefolder", "preset": "ffhq64"})
+    assert config.model_args == {"preset": "ffhq64"} and config.dataset_args == {"preset": "ffhq64"}
+    assert resolve(dict(vars(config))) == config  # the worker resolves the stored values again: nothing moves
+    own = resolve({"model": "E", "preset": "cifar10", "model_args": {"preset": "stackedmnist", "width": 0.5}})
+    assert own.model_args == {"preset": "stackedmnist", "width": 0.5}
+    # builders without a Table 9 column (the toy MLP, the Stacked MNIST data) get nothing
+    assert resolve({"model": "toy_mlp", "dataset": "stackedmnist", "preset": "stackedmnist"}).model_args == {}
+    assert resolve({"model": "toy_mlp", "dataset": "stackedmnist", "preset": "stackedmnist"}).dataset_args == {}
+    # no run preset: the row's own default column, as every committed run was built
+    assert resolve({"model": "E"}).model_args == {}

@@ -305,7 +305,7 @@ def test_shared_cpu_preset_leaves_resolved_configs_unchanged(tmp_path, name, fir
     specs = expand(load_experiment(name), tmp_path)
     assert dataclasses.asdict(specs[0].config) == first
     assert len(specs) == (20 if name == "table1" else 3)  # table1: 4 losses x 5 seeds
-    assert {spec.config.lr for spec in expand(load_experiment(name), tmp_path, preset="paper")} == {2e-4}  # Table 9, not the cpu lr
+    assert {spec.config.lr for spec in expand(load_experiment(name), tmp_path, scale="paper")} == {2e-4}  # Table 9, not the cpu lr
 
 
 def test_extends_merges_the_parent_under_the_file_and_refuses_cycles(tmp_path, capsys):
@@ -333,3 +333,35 @@ def test_every_registered_configuration_builds_on_meta_with_its_defaults(model):
     pair = build_on_meta(model, {})
     assert pair.loss_spec.loss in list_objectives() and set(pair.loss_spec.penalties) <= {"r1", "r2"}
     assert all(p.is_meta for p in pair.generator.parameters())
+
+
+# ---- one word per meaning (issue 21): a *scale* is an experiment's variant, a *preset* a Table 9 column ----
+
+@pytest.mark.parametrize("scales, default", [("scales", "default_scale"), ("presets", "default_preset")])  # the old keys still read
+def test_an_experiments_scales_pick_overrides_and_resources(tmp_path, scales, default):
+    path = write(tmp_path, f"base: {{model: toy_mlp, lr: 1.0e-3}}\n{scales}: {{cpu: {{batch: 32}}, paper: {{batch: 128, "
+                           f"resources: {{gpus_per_node: 1}}}}}}\n{default}: cpu\n")
+    experiment = load_experiment(path)
+    assert sorted(experiment.scales) == ["cpu", "paper"] and experiment.default_scale == "cpu"
+    assert [spec.config.batch for spec in expand(experiment, tmp_path)] == [32]
+    assert [spec.config.batch for spec in expand(experiment, tmp_path, scale="paper")] == [128]
+
+
+def test_old_and_new_names_of_one_setting_are_refused_together(tmp_path, capsys):
+    path = write(tmp_path, "base: {model: toy_mlp}\npresets: {cpu: {}}\nscales: {cpu: {}}\n")
+    assert main(["run", path, "--dry-run", "--out", str(tmp_path)]) == 2
+    assert "presets and scales are one setting" in capsys.readouterr().err
+
+
+def test_the_scale_flag_and_its_old_spelling_choose_the_same_runs(tmp_path, capsys):
+    outputs = []
+    for flag, scale in (("--scale", "paper"), ("--preset", "paper"), ("--scale", "cpu")):  # --preset: the old spelling
+        assert main(["run", "toy2d-ablation", flag, scale, "--dry-run", "--out", str(tmp_path)]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] != outputs[2]
+
+
+def test_paper_scales_set_the_table_9_preset_once_and_every_row_builds_it(tmp_path):
+    for spec in expand(load_experiment("table2"), tmp_path, scale="paper", check_data=False):
+        assert spec.config.preset == "ffhq256" and spec.config.model_args["preset"] == "ffhq256"
+        assert spec.config.dataset_args == {"preset": "ffhq256"}  # imagefolder inherits it too

@@ -19,7 +19,7 @@ PAPER_GPUS = [("table2", 8), ("table3", 8), ("beta2", 32), ("table1", 1)]
 def test_dry_run_shows_gpus_per_gpu_batch_micro_batch_and_memory(name, gpus, tmp_path, capsys, mnist_root):
     assert main(["run", name, "--preset", "paper", "--dry-run", "--out", str(tmp_path / "r")]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "per-GPU batch" in line]
-    specs = expand(load_experiment(name), tmp_path / "r", preset="paper")
+    specs = expand(load_experiment(name), tmp_path / "r", scale="paper")
     assert len(lines) == len(specs) > 0
     for spec, line in zip(specs, lines):
         assert line.strip().startswith(f"{gpus} GPUs"), line
@@ -35,7 +35,7 @@ def test_paper_presets_ask_for_table_9_gpu_counts_one_rank_per_gpu(mnist_root):
     for name in ("table2", "table3", "beta2", "precision", "activations", "groupnorm", "lazy-reg-config-e"):
         experiment = load_experiment(name)
         resources = resources_for(experiment, "paper")
-        preset = experiment.presets["paper"]["preset"]
+        preset = experiment.scales["paper"]["preset"]
         assert ranks(resources) == PRESETS[preset]["gpus"], name
         assert resources["gpus_per_node"] == resources["tasks_per_node"], name
         checked += 1
@@ -43,7 +43,7 @@ def test_paper_presets_ask_for_table_9_gpu_counts_one_rank_per_gpu(mnist_root):
 
 
 def test_default_micro_batch_is_the_largest_that_fits_the_gpu(tmp_path, mnist_root):
-    spec = expand(load_experiment("table3"), tmp_path, preset="paper")[0]  # E at 64 per GPU
+    spec = expand(load_experiment("table3"), tmp_path, scale="paper")[0]  # E at 64 per GPU
     roomy = rank_plan(spec.config, resources_for(load_experiment("table3"), "paper"))
     tight = rank_plan(spec.config, dict(resources_for(load_experiment("table3"), "paper"), gpu_mem_gb=12))
     assert "micro-batch D 64 x 1" in roomy

@@ -19,7 +19,7 @@ TABLE_9_STACKED_MNIST = dict(batch=512, duration_kimg=10_000, burn_in_kimg=2_000
 
 @pytest.mark.parametrize("name", ["table1", "table3"])
 def test_paper_preset_is_table_9(name, tmp_path):
-    specs = expand(load_experiment(name), tmp_path, preset="paper")
+    specs = expand(load_experiment(name), tmp_path, scale="paper")
     assert len(specs) >= 3
     for spec in specs:
         for field, value in TABLE_9_STACKED_MNIST.items():
@@ -30,7 +30,7 @@ def test_paper_preset_is_table_9(name, tmp_path):
 
 def test_table1_grid_is_two_losses_by_two_penalty_sets_by_three_seeds(tmp_path):
     for preset in ("cpu", "paper"):
-        specs = expand(load_experiment("table1"), tmp_path, preset=preset)
+        specs = expand(load_experiment("table1"), tmp_path, scale=preset)
         cells = {(s.config.loss, tuple(s.config.penalties)) for s in specs}
         assert cells == {("rpgan", ("r1", "r2")), ("gan", ("r1", "r2")), ("rpgan", ("r1",)), ("gan", ("r1",))}
         assert len(specs) == 4 * len({s.config.seed for s in specs}) and len({s.config.seed for s in specs}) >= 3
@@ -39,7 +39,7 @@ def test_table1_grid_is_two_losses_by_two_penalty_sets_by_three_seeds(tmp_path):
 
 def test_cpu_presets_match_model_and_data_resolution(tmp_path):
     for name in ("table1", "table3"):
-        for spec in expand(load_experiment(name), tmp_path, preset="cpu"):
+        for spec in expand(load_experiment(name), tmp_path, scale="cpu"):
             assert spec.config.device == "cpu"
             if spec.config.model == "small_resnet":
                 assert spec.config.model_args["resolution"] == spec.config.dataset_args["resolution"]
