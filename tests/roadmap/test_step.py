@@ -2,9 +2,9 @@
 
 Plain: the pair placed on operators.PlainOperators (N*C single-channel resampling, as the official reference ops;
 F.conv2d and autograd's own double backward; contiguous tensors), i.e. the step as it was before
-the CPU speed-ups. Optimized: the default CPU operators (networks/cpu_ops.py: channels_last, the
-cheap double backward, and the adversarial gradient folded into R1/R2's double backward where the
-discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
+the CPU speed-ups. Optimized: the fast operators, the CPU's and CUDA's default (networks/cpu_ops.py:
+channels_last, the cheap double backward, and the adversarial gradient folded into R1/R2's double
+backward where the discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
 batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative. In bf16, with the
 low-precision stages computed in bf16 as on CUDA (issue 22), within bf16 tolerance (BF16_RELATIVE).
 """
@@ -68,7 +68,7 @@ def test_optimized_step_equals_the_plain_step_for_every_folding_branch(loss, ste
     _assert_same_iteration("E", loss=loss, step=step, preset=preset)
 
 
-# The Appendix E variants of E take the plain D step but run the CPU operators inside (GroupNorm, GELU,
+# The Appendix E variants of E take the plain D step but run the fast operators inside (GroupNorm, GELU,
 # emulated bf16 stages).
 @pytest.mark.parametrize("options", [dict(normalization="group"), dict(activation="gelu"), dict(precision="bf16")])
 def test_optimized_step_equals_the_plain_step_for_the_appendix_e_variants(options):
