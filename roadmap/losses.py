@@ -107,7 +107,7 @@ def generator_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch
 def input_gradient(logits: torch.Tensor, inputs: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """d(sum of logits)/d(inputs), shape of inputs; per-sample because samples are independent.
 
-    The D step measures it through cpu_ops.Capture.input_gradient, which lets the CPU operators skip the
+    The D step measures it through cpu_ops.Capture.input_gradient, which lets the fast operators skip the
     parameter gradients that this autograd.grad on the inputs alone would compute and discard.
     """
     (gradient,) = torch.autograd.grad(logits.sum(), inputs, create_graph=create_graph, retain_graph=True)

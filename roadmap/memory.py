@@ -15,8 +15,10 @@ estimate = static + micro-batch x (per-sample graph of the larger phase) x TRANS
   tests/roadmap/test_memory.py keeps the estimate within a factor of 1.5 of that measurement;
 - not included: the CUDA context and cuDNN workspaces (~0.5-1 GiB), the allocator's fragmentation,
   the data loader's pinned buffers.
-The GPU path runs the plain operators (the CPU operators of networks/cpu_ops.py only run on the CPU),
-so the pair is placed on them whatever the device (the meta device's own, and the CPU calibration's).
+The pair is placed on the plain operators whatever the device (the meta device's own, and the CPU
+calibration's), so the estimate sizes the plain graph; a CUDA run computes through the fast ones
+(networks/cpu_ops.py: their own autograd Functions, channels_last copies), whose saved graph differs
+in detail and is not calibrated here.
 """
 import dataclasses
 import functools

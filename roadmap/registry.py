@@ -71,7 +71,7 @@ class ModelPair:
 
     def place(self, device, operators: Optional[type] = None) -> "ModelPair":
         """Move G and D to `device` and choose, once, the operators their layers run (networks/operators.py):
-        `operators` (PlainOperators or CPUOperators), by default the device's own (operators_for); returns self."""
+        `operators` (PlainOperators or FastOperators), by default the device's own (operators_for); returns self."""
         chosen = operators or operators_for(device)
         for network in (self.generator, self.discriminator):
             set_operators(network.to(device), chosen)

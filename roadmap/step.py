@@ -59,7 +59,7 @@ def discriminator_step(pair: ModelPair, real, labels, z, objective: str, penalti
     integrands when R1/R2 are on this step, and the divergence signal (paper Figure 1) otherwise.
     Two strategies compute the same gradients: `_folded` where the discriminator's layers can fold
     the adversarial gradient into a backward that runs anyway (networks/operators.py: no
-    `fold_obstacles`, e.g. on the CPU operators), with fewer passes over D; else `_unfolded`.
+    `fold_obstacles`, e.g. on the fast operators), with fewer passes over D; else `_unfolded`.
     """
     with torch.no_grad():
         fake = pair.generator(z, labels)

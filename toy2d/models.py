@@ -38,7 +38,7 @@ class ToyGenerator(MLP):
 class ToyDiscriminator(MLP):
     """x [N, 2] -> logits [N]."""
 
-    # roadmap/networks/operators.py: the toy MLP keeps torch's own layers (2-D samples: little for the CPU operators to save)
+    # roadmap/networks/operators.py: the toy MLP keeps torch's own layers (2-D samples: little for the fast operators to save)
     fold_exception = "torch's own nn.Linear layers, not the operators that fold"
 
     def __init__(self, hidden: int, depth: int, data_dim: int, activation: str = "lrelu"):

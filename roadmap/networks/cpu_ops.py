@@ -1,17 +1,22 @@
-"""Convolution, linear layer and biased leaky ReLU with a cheap double backward, for R1/R2 on the CPU (paper Section 2.2; issue "Performance").
+"""Convolution, linear layer and biased leaky ReLU with a cheap double backward, for R1/R2 on the CPU and CUDA (paper Section 2.2; issue "Performance", issue 22).
 
 R1 and R2 differentiate D's input gradient with respect to D's weights (a double backward).
 PyTorch's generic double backward of a convolution computes the weight gradient by convolving
-with batch and channels swapped, in a loop over groups, with transposed copies; and the double
-backward of `F.leaky_relu` sends a tensor of zeros back into the forward graph (the second
-derivative of a piecewise-linear function), so that autograd runs the forward graph's backward
-on zeros. Here each first-order piece of the backward is its own autograd Function whose backward
-calls the layer's own weight-gradient kernel (`aten.convolution_backward`, or a matmul for a
-linear layer), and the activation's second derivative is dropped (None, not zeros). The pieces
-are closed under differentiation (a convolution is bilinear in input and weight, the activation's
-gradient linear in the incoming gradient), so every order of derivative is exact; the suite takes
-two. Layers run these when their network is placed on the CPU (operators.CPUOperators); 4-D inputs
-are taken to channels_last, where oneDNN's 1x1 and grouped 3x3 kernels are fastest.
+with batch and channels swapped, in a loop over groups, with transposed copies (on every device:
+the official code pays it on the GPU too); and the double backward of `F.leaky_relu` sends a
+tensor of zeros back into the forward graph (the second derivative of a piecewise-linear
+function), so that autograd runs the forward graph's backward on zeros. Here each first-order
+piece of the backward is its own autograd Function whose backward calls the layer's own
+weight-gradient kernel (`aten.convolution_backward`: oneDNN on the CPU, cuDNN on CUDA, or a matmul
+for a linear layer), and the activation's second derivative is dropped (None, not zeros). The
+pieces are closed under differentiation (a convolution is bilinear in input and weight, the
+activation's gradient linear in the incoming gradient), so every order of derivative is exact;
+the suite takes two. Nothing here depends on the device: layers run these when their network is
+placed on the CPU or CUDA (operators.FastOperators). 4-D inputs are taken to channels_last, where
+oneDNN's 1x1 and grouped 3x3 kernels are fastest (and cuDNN's tensor-core kernels want their
+bf16/fp16 inputs). Weights and biases follow the activation's dtype as on the plain path: fp32
+parameters are cast to a low-precision stage's bf16/fp16 (a no-op in fp32), so the stage
+computes in its format and autograd casts the parameter gradients back to fp32.
 
 Folding the adversarial gradient into a backward that runs anyway (`Capture`). With R1
 (or R2) on, the D step needs d/dw of [adv(logits) + penalty(input gradient)]. Autograd computes
@@ -28,9 +33,10 @@ path from the image to the logit, so roadmap/step.py folds only a discriminator 
 (`operators.hand_capture`), which pass it to these Functions as an argument: no global state.
 
 Values are those of the plain operators up to floating-point reordering: tests/roadmap/test_cpu_ops.py
-(gradcheck and gradgradcheck in float64, a third derivative) and tests/roadmap/test_step.py (a whole
-training iteration of every Table 2 row, the small ResNet and the toy MLP, each folding branch, against
-the plain operators at 1e-5).
+(gradcheck and gradgradcheck in float64, a third derivative; first and second derivatives in bf16
+against float64) and tests/roadmap/test_step.py (a whole training iteration of every Table 2 row,
+the small ResNet and the toy MLP, each folding branch, against the plain operators at 1e-5; a bf16
+Config E iteration computed in bf16, as on CUDA, within bf16 tolerance).
 """
 import torch
 import torch.nn.functional as F
@@ -40,12 +46,13 @@ _DILATION, _OUTPUT_PADDING = [1, 1], [0, 0]
 
 
 class Capture:
-    """What the D step hands to the CPU operators of one D call (operators.hand_capture); their autograd nodes keep it.
+    """What the D step hands to the fast operators of one D call (operators.hand_capture); their autograd nodes keep it.
 
     `cotangent`: the per-sample cotangent c [N] of the adversarial loss with respect to this call's
     logits, which the step sets once the loss is known and before the backward that folds it (None:
     nothing folds). `inputs_only`: True while `input_gradient` runs, so that the operators skip the
-    parameter gradients of a backward that wants the inputs' gradient only.
+    parameter gradients of a backward that wants the inputs' gradient only. A cotangent reaches fp32
+    layers only: a low-precision stage declares a `fold_exception`, so its layers are never folded.
     """
 
     def __init__(self):
@@ -193,14 +200,19 @@ class _WeightGradient(torch.autograd.Function):
         return to_grad, to_x, None, None
 
 
+def _like(parameter, x):
+    """`parameter` in x's dtype (a low-precision stage's), or None; the same tensor when the dtypes agree."""
+    return None if parameter is None else parameter.to(x.dtype)
+
+
 def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, groups: int = 1, capture=None) -> torch.Tensor:
     """F.conv2d (square stride and padding) in channels_last with the backward above; `capture`: the D step's, or None."""
-    return _Layer.apply(_layout(x), weight, bias, ([stride, stride], [padding, padding], groups), capture)
+    return _Layer.apply(_layout(x), _like(weight, x), _like(bias, x), ([stride, stride], [padding, padding], groups), capture)
 
 
 def linear(x, weight, bias=None, capture=None) -> torch.Tensor:
     """F.linear for x [N, in] with the backward above; `capture`: the D step's, or None."""
-    return _Layer.apply(x, weight, bias, None, capture)
+    return _Layer.apply(x, _like(weight, x), _like(bias, x), None, capture)
 
 
 class _BiasedLeakyReLU(torch.autograd.Function):
@@ -257,4 +269,4 @@ def _leaky_gradient(grad, y, slope):
 
 def biased_leaky_relu(x, bias, slope: float, capture=None) -> torch.Tensor:
     """leaky_relu(x + bias[channel], slope) with the backward above (bias None: no bias); `capture`: the D step's, or None."""
-    return _BiasedLeakyReLU.apply(x, bias, slope, capture)
+    return _BiasedLeakyReLU.apply(x, _like(bias, x), slope, capture)

@@ -18,13 +18,15 @@ What the CPU emulation models and what it does not (the `precision` experiment):
 - not modelled: rounding and overflow *inside* a stage (convolution accumulation, intermediate
   activations of the residual blocks, the 1x1/3x3 matmul outputs that overflow before the stage
   boundary), the input gradients of R1/R2 as computed in the format, and autocast's per-op choices.
-CPU speed (issue "Performance"): the layers here compute through the operator backend that
-networks/operators.py sets when their network is placed on its device. On the CPU, convolutions,
-linear layers and the biased leaky ReLU run through networks/cpu_ops.py (channels_last, a cheap
-double backward for R1/R2, the adversarial gradient folded into it), and the bilinear resamplers as
-one depthwise (groups = channels) convolution instead of a single-channel convolution over N*C
-images (the layout of the official code's reference resamplers). The same values up to
-floating-point reordering (tests/roadmap/test_step.py bounds a whole iteration at 1e-5 relative).
+Speed (issues "Performance", 22): the layers here compute through the operator backend that
+networks/operators.py sets when their network is placed on its device. On the CPU and CUDA,
+convolutions, linear layers and the biased leaky ReLU run through networks/cpu_ops.py (channels_last,
+a cheap double backward for R1/R2, the adversarial gradient folded into it; in a low-precision stage
+on CUDA, in the stage's format with the weights cast to it), and the bilinear resamplers as one
+depthwise (groups = channels) convolution instead of a single-channel convolution over N*C images
+(the layout of the official code's reference resamplers). The same values up to floating-point
+reordering (tests/roadmap/test_step.py bounds a whole iteration at 1e-5 relative, and in bf16
+computed as on CUDA within bf16 tolerance).
 The plain operators (operators.PlainOperators, selectable on the CPU too) are bitwise the code
 before these speed-ups (the official reference ops, F.conv2d, autograd's own double backward).
 Ablation options of the ResNet G/D (Appendix E negative results): `activation` (ACTIVATIONS) and

@@ -1,13 +1,17 @@
-"""The operator backends of the network layers (plain, or the CPU fast path of cpu_ops.py), chosen once per network when it is placed on its device (issue 21).
+"""The operator backends of the network layers (plain, or the fast path of cpu_ops.py on the CPU and CUDA), chosen once per network when it is placed on its device (issues 21, 22).
 
 A layer that computes through a backend subclasses `OperatorLayer` and calls `self.operators.<op>`
 in its `forward`; which backend that is, is decided by `set_operators` (called by
-`ModelPair.place`, so when a pair is built and whenever it moves), never per call:
+`ModelPair.place`, so when a pair is built and whenever it moves; `operators_for` names the
+device's own), never per call:
 - `PlainOperators`: F.conv2d/F.linear/activations with autograd's own backward, fp32 weights cast
-  to the activation's dtype (the CUDA path, the meta device of the memory estimate, and the
-  reference of the equivalence tests and benchmarks: bitwise the code before the CPU speed-ups);
-- `CPUOperators`: cpu_ops.py's layers with a cheap double backward, depthwise resampling in
-  channels_last, and the adversarial gradient folded into R1/R2's backward (`folds`).
+  to the activation's dtype (the meta device of the memory estimate, devices the fast path is not
+  checked on, and the reference of the equivalence tests and benchmarks: bitwise the code before
+  the CPU speed-ups);
+- `FastOperators`: cpu_ops.py's layers with a cheap double backward, depthwise resampling in
+  channels_last, and the adversarial gradient folded into R1/R2's backward (`folds`); the CPU's
+  and CUDA's. Device-agnostic math, and dtype-following like the plain ones: in a bf16/fp16 stage
+  (CUDA; the CPU emulates the formats in fp32, layers.enter_precision) they compute in that format.
 Which D steps may fold follows from the layers (`fold_obstacles`): every D parameter must belong to
 a layer whose `folds()` is true, and no module may declare a `fold_exception` (a reason string:
 the projection embedding, minibatch stddev, low-precision stages, layers of other kinds).
@@ -69,7 +73,7 @@ class PlainOperators:
         return F.conv2d(x.reshape(n * c, 1, h, w), kernel, stride=2, padding=1).view(n, c, h // 2, w // 2)
 
 
-class CPUOperators(PlainOperators):
+class FastOperators(PlainOperators):
     """cpu_ops.py's operators: channels_last, a cheap double backward, the adversarial gradient folded into it."""
 
     folds = True
@@ -102,7 +106,7 @@ class CPUOperators(PlainOperators):
 
     @staticmethod
     def interpolate(x, scale: float):
-        """channels_last in and out, as the CPU operators around it (no layout copies)."""
+        """channels_last in and out, as the fast operators around it (no layout copies)."""
         return PlainOperators.interpolate(x.contiguous(memory_format=torch.channels_last), scale)
 
     @staticmethod
@@ -137,13 +141,22 @@ class OperatorLayer(nn.Module):
         return list(self.parameters(recurse=False))
 
 
+# Device types whose layers run FastOperators. Their kernels are those autograd's own backward calls for the plain
+# operators (aten convolution and convolution_backward, matmul, leaky_relu_backward, sums), composed
+# differently, so wherever the plain path runs in a dtype (fp32, and a bf16/fp16 stage on CUDA; the CPU computes those
+# stages in fp32, layers.enter_precision) the fast one does: nothing falls back per dtype. Elsewhere the plain
+# operators, decided here once: the meta device only sizes tensors (roadmap/memory.py places its own operators),
+# and on other accelerators (mps, xpu) nothing here has run, channels_last included.
+FAST_DEVICE_TYPES = ("cpu", "cuda")
+
+
 def operators_for(device) -> type:
-    """The backend a layer on `device` runs: the CPU operators on the CPU, the plain ones elsewhere (CUDA, meta)."""
-    return CPUOperators if torch.device(device).type == "cpu" else PlainOperators
+    """The backend a layer on `device` runs: the fast operators on the CPU and CUDA, the plain ones elsewhere (meta)."""
+    return FastOperators if torch.device(device).type in FAST_DEVICE_TYPES else PlainOperators
 
 
 def set_operators(network: nn.Module, operators: type) -> nn.Module:
-    """Let every OperatorLayer of `network` run `operators` (PlainOperators or CPUOperators); returns `network`."""
+    """Let every OperatorLayer of `network` run `operators` (PlainOperators or FastOperators); returns `network`."""
     for module in network.modules():
         if isinstance(module, OperatorLayer):
             module.operators = operators

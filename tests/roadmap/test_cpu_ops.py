@@ -1,4 +1,4 @@
-"""The CPU operators with a cheap double backward (roadmap/networks/cpu_ops.py) against autograd's own, in float64."""
+"""The fast operators with a cheap double backward (roadmap/networks/cpu_ops.py) against autograd's own, in float64; in bf16 against float64."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -76,3 +76,67 @@ def test_third_derivatives_are_exact_too():
     for ours, reference in zip(third(cpu_ops.conv2d), third(F.conv2d)):
         assert reference.abs().max() > 1
         torch.testing.assert_close(ours, reference, rtol=1e-11, atol=1e-9)
+
+
+# A bf16 stage (CUDA's): gradcheck's finite differences mean nothing at bf16's 8 bits, so the bf16 path is compared
+# with float64 on the same (bf16-representable) values. Its R1-style weight gradient chains about six bf16 roundings
+# (y, sin/cos(y), the input gradient, its square's gradient, the double backward's convolution, the weight gradient),
+# each within half an epsilon, and a weight gradient is a sum with cancellations: measured up to 1.3e-2 relative
+# (in norm), on the plain path as on ours; 4 bf16 epsilons (2^-5, about 3.1e-2) bound both.
+BF16_RELATIVE = 4 * torch.finfo(torch.bfloat16).eps
+
+
+def _plain_conv2d(x, w, b=None, **geometry):
+    """The plain path's convolution: fp32 parameters cast to the activation's dtype (operators.PlainOperators)."""
+    return F.conv2d(x, w.to(x.dtype), None if b is None else b.to(x.dtype), **geometry)
+
+
+def _relative(ours, reference) -> float:
+    return ((ours.double() - reference).norm() / reference.norm()).item()
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_bf16_convolution_follows_the_activation_and_its_r1_gradient_is_within_bf16_tolerance(geometry):
+    """bf16 activations, fp32 parameters (cast to bf16 inside, as on the plain path): a bf16 output, fp32 parameter
+    gradients, and the R1-style weight gradient of test_an_r1_style_weight_gradient_equals_autograds within bf16
+    tolerance of float64."""
+    cin, cout, kernel, groups, stride, padding, bias = geometry
+    x64, w64, b64 = _tensors(cin, cout, kernel, groups, bias)
+    x = x64.detach().bfloat16().requires_grad_(True)
+    w = w64.detach().bfloat16().float().requires_grad_(True)  # fp32 parameters whose values bf16 holds exactly
+    b = None if b64 is None else b64.detach().bfloat16().float().requires_grad_(True)
+
+    def outputs(conv, x, w, b):
+        y = conv(x, w, b, stride=stride, padding=padding, groups=groups)
+        (gx,) = torch.autograd.grad(y.sin().sum(), x, create_graph=True)
+        loss = gx.square().sum() + y.square().mean()
+        return (y,) + torch.autograd.grad(loss, [w] + ([b] if b is not None else []))
+
+    exact = outputs(F.conv2d, *(None if t is None else t.detach().double().requires_grad_(True) for t in (x, w, b)))
+    for conv in (cpu_ops.conv2d, _plain_conv2d):
+        y, *gradients = outputs(conv, x, w, b)
+        assert y.dtype == torch.bfloat16 and all(g.dtype == torch.float32 for g in gradients)
+        for ours, reference in zip([y] + gradients, exact):
+            assert _relative(ours, reference) <= BF16_RELATIVE, conv.__name__
+
+
+def test_bf16_linear_and_biased_leaky_relu_follow_the_activation():
+    """fp32 weights and biases cast to a bf16 activation's dtype: bf16 outputs (a bias added in fp32 would promote
+    the stage's activations to fp32), fp32 parameter gradients, first and second derivatives within bf16 tolerance
+    of float64."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, generator=generator).bfloat16().requires_grad_(True)
+    w = torch.randn(5, 6, generator=generator).bfloat16().float().requires_grad_(True)
+    b = torch.randn(5, generator=generator).bfloat16().float().requires_grad_(True)
+
+    def derivatives(layer, x, w, b):
+        y = layer(x, w, b)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        return (y, gx) + torch.autograd.grad(gx.square().sum(), [w, b])
+
+    ours = derivatives(lambda x, w, b: cpu_ops.biased_leaky_relu(cpu_ops.linear(x, w), b, 0.2), x, w, b)
+    assert [t.dtype for t in ours] == [torch.bfloat16, torch.bfloat16, torch.float32, torch.float32]
+    exact = derivatives(lambda x, w, b: F.leaky_relu(F.linear(x, w) + b, 0.2),
+                        *(t.detach().double().requires_grad_(True) for t in (x, w, b)))
+    for value, reference in zip(ours, exact):
+        assert _relative(value, reference) <= BF16_RELATIVE

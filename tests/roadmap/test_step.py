@@ -2,18 +2,20 @@
 
 Plain: the pair placed on operators.PlainOperators (N*C single-channel resampling, as the official reference ops;
 F.conv2d and autograd's own double backward; contiguous tensors), i.e. the step as it was before
-the CPU speed-ups. Optimized: the default CPU operators (networks/cpu_ops.py: channels_last, the
-cheap double backward, and the adversarial gradient folded into R1/R2's double backward where the
-discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
-batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative.
+the CPU speed-ups. Optimized: the fast operators, the CPU's and CUDA's default (networks/cpu_ops.py:
+channels_last, the cheap double backward, and the adversarial gradient folded into R1/R2's double
+backward where the discriminator supports it). One D step (with R1/R2) and one G step from the same weights and
+batches; the losses, penalties and every parameter's gradient agree to 1e-5 relative. In bf16, with the
+low-precision stages computed in bf16 as on CUDA (issue 22), within bf16 tolerance (BF16_RELATIVE).
 """
 import pytest
 import torch
 
 from roadmap.configs import ROWS
 from roadmap.losses import LossSpec
+from roadmap.networks import resnet, stylegan2
 from roadmap.networks.layers import Downsample, Upsample
-from roadmap.networks.operators import CPUOperators, PlainOperators, set_operators
+from roadmap.networks.operators import FastOperators, OperatorLayer, PlainOperators, set_operators
 from roadmap.registry import create_model
 from roadmap.step import Batch, Optimization, training_iteration
 
@@ -27,7 +29,7 @@ def _iteration(row: str, plain: bool, loss: LossSpec = R1_R2, step: int = 0, pre
     """(statistics, {parameter name: gradient}) of one iteration (D step number `step`) of `row` at a tiny width, 16 px, batch 4."""
     torch.manual_seed(0)
     pair = create_model(row, **(model_args or dict(preset=preset, width=0.03125, resolution=16)))
-    pair.place("cpu", PlainOperators if plain else CPUOperators)
+    pair.place("cpu", PlainOperators if plain else FastOperators)
     # Make the zero-initialized last convs of the residual blocks non-zero, so every path carries gradient.
     with torch.no_grad():
         for module in (pair.generator, pair.discriminator):
@@ -66,7 +68,7 @@ def test_optimized_step_equals_the_plain_step_for_every_folding_branch(loss, ste
     _assert_same_iteration("E", loss=loss, step=step, preset=preset)
 
 
-# The Appendix E variants of E take the plain D step but run the CPU operators inside (GroupNorm, GELU,
+# The Appendix E variants of E take the plain D step but run the fast operators inside (GroupNorm, GELU,
 # emulated bf16 stages).
 @pytest.mark.parametrize("options", [dict(normalization="group"), dict(activation="gelu"), dict(precision="bf16")])
 def test_optimized_step_equals_the_plain_step_for_the_appendix_e_variants(options):
@@ -94,25 +96,80 @@ def _assert_same_iteration(row, **options):
         assert (grads[name] - reference).norm().item() <= RELATIVE * scale, name
 
 
+# Both operator sets compute every layer of a bf16 stage in bf16 (fp32 accumulation, then rounding), in different
+# orders (channels_last and contiguous kernels; convolution_backward and autograd's double-backward formulas), so a
+# rounded layer output may differ by one bf16 ulp, and a gradient's relative error grows with the roundings on its
+# path (forward, input gradient, double backward, times the depth). 4 bf16 epsilons (2^-5, about 3.1e-2): measured
+# here at most 4.6e-3 (row D) and mostly under 1e-5, while computing the stages in fp32 instead (the CPU's
+# emulation) moves some gradient of every row by at least 0.11, so the bound tells bf16 arithmetic from fp32.
+BF16_RELATIVE = 4 * torch.finfo(torch.bfloat16).eps
+BF16 = dict(preset="stackedmnist", width=0.03125, resolution=16, precision="bf16")
+
+
+def _compute_stages_in_their_format(monkeypatch):
+    """Low-precision stages computed in their format on the CPU, as layers.enter_precision does on CUDA (the CPU's
+    default emulates the format in fp32 arithmetic): real bf16 convolutions, quick at this size."""
+
+    def enter_precision(x, dtype):
+        return x.float() if dtype == torch.float32 else x.to(dtype)
+
+    for module in (resnet, stylegan2):
+        monkeypatch.setattr(module, "enter_precision", enter_precision)
+
+
+def _worst_relative_difference(iteration, reference) -> float:
+    """The largest relative difference of a statistic or a parameter's gradient (in norm) between two iterations."""
+    (stats, grads), (reference_stats, reference_grads) = iteration, reference
+    assert stats.keys() == reference_stats.keys() and grads.keys() == reference_grads.keys() and len(grads) > 10
+    worst = max(abs(stats[key] - value) / max(abs(value), 1e-9) for key, value in reference_stats.items())
+    for name, value in reference_grads.items():
+        scale = value.norm().item()
+        if scale == 0:  # an exact cancellation (RpGAN's last bias, in the fp32 4x4 stage) up to fp32 rounding
+            assert grads[name].norm().item() < 1e-6, name
+            continue
+        worst = max(worst, (grads[name] - value).norm().item() / scale)
+    return worst
+
+
+# Every Table 2 row in bf16 (A..C: the stripped and StyleGAN2 networks; D1..E: the ResNets) and the projection D.
+# The small ResNet and the toy MLP have no low-precision option: fp32 only, compared at 1e-5 above.
+@pytest.mark.parametrize("row, options", [(row, {}) for row in ROWS] + [("E", dict(preset="cifar10"))])
+def test_a_bf16_iteration_computed_in_bf16_agrees_on_the_fast_and_the_plain_operators(row, options, monkeypatch):
+    model_args = dict(BF16, **options)
+    emulated = _iteration(row, plain=True, model_args=model_args)
+    _compute_stages_in_their_format(monkeypatch)
+    dtypes = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: dtypes.add(output.dtype) if isinstance(module, OperatorLayer) else None)
+    try:
+        fast = _iteration(row, plain=False, model_args=model_args)
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in dtypes  # the fast operators computed in bf16, fp32 weights cast to it
+    plain = _iteration(row, plain=True, model_args=model_args)
+    assert _worst_relative_difference(fast, plain) <= BF16_RELATIVE
+    assert _worst_relative_difference(emulated, plain) > BF16_RELATIVE
+
+
 def test_plain_and_fast_resampling_agree_and_plain_is_bitwise_the_reference():
     """Depthwise channels_last (fast) and per-channel (plain) resampling agree to fp64 rounding."""
     x = torch.randn(2, 5, 8, 8, dtype=torch.float64)
     for layer in (Upsample().double(), Downsample().double()):
         plain = set_operators(layer, PlainOperators)(x)
-        torch.testing.assert_close(set_operators(layer, CPUOperators)(x), plain, rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(set_operators(layer, FastOperators)(x), plain, rtol=1e-13, atol=1e-15)
         assert plain.shape[2] == (16 if isinstance(layer, Upsample) else 4)
     # the bilinear weights: a constant image stays constant away from the borders
     ones = torch.ones(1, 1, 8, 8)
-    assert torch.allclose(set_operators(Upsample(), CPUOperators)(ones)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
-    assert torch.allclose(set_operators(Downsample(), CPUOperators)(ones)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+    assert torch.allclose(set_operators(Upsample(), FastOperators)(ones)[..., 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    assert torch.allclose(set_operators(Downsample(), FastOperators)(ones)[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
 
 
 def test_placement_chooses_the_operators_once_for_the_device():
-    """A pair runs the CPU operators where it is built (the CPU) and on the CPU; the plain ones on any other
-    device (the meta device here) and wherever it is placed with them, until it is placed again."""
+    """A pair runs the fast operators where it is built (the CPU) and on the CPU; the plain ones on the meta
+    device and wherever it is placed with them, until it is placed again."""
     pair = create_model("E", preset="stackedmnist", width=0.03125, resolution=16)
     layers = [m for m in pair.discriminator.modules() if isinstance(m, (Upsample, Downsample)) or type(m).__name__ == "Convolution"]
-    assert layers and all(m.operators is CPUOperators for m in layers)
+    assert layers and all(m.operators is FastOperators for m in layers)
     pair.place("cpu", PlainOperators)
     assert all(m.operators is PlainOperators for m in layers)
     pair.place("meta")
