@@ -1,6 +1,6 @@
-"""Every table of a report, and the runs no table claims (paper Tables 1-3, the toys, Appendix E sections, stability).
+"""Every table, figure and section of a report, and the runs no table claims (paper Tables 1-3, the toys, Appendix E, stability).
 
-Tables come from the registry (reports/registry.py): every module of the `reports` package is
+They come from the registry (reports/registry.py): every module of the `reports` package is
 imported once here, so a table registered in a new module is found without a list to edit.
 """
 import importlib
@@ -10,6 +10,7 @@ import pandas as pd
 
 import reports
 from reports.registry import registered_feeds, table_entries
+from reports.sections import tables_of
 from reports.tables import Cell, Table
 
 
@@ -29,10 +30,15 @@ def claimed_feeds() -> set:
     return registered_feeds()
 
 
+def report_items(results) -> list:
+    """What every registered builder makes of the collected results (tables, figures, sections, notes), in report order."""
+    load_report_modules()
+    return [item for entry in table_entries() for item in entry.builder(results)]
+
+
 def all_tables(results) -> list:
     """Every table the collected results have data for, in report order; each takes only the runs that declared it."""
-    load_report_modules()
-    return [table for entry in table_entries() for table in entry.builder(results)]
+    return tables_of(report_items(results))
 
 
 def unclaimed_runs(runs: pd.DataFrame) -> pd.DataFrame:

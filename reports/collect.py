@@ -29,6 +29,7 @@ class Results:
     problems: list  # [(path relative to results_dir, reason)]
     dirac: list  # dirac.json contents, each with an added "experiment" key
     real: dict  # experiment -> {"modes", "kl", "n"} from <experiment>/real/eval.json
+    portrait_steps: int = 800  # integration steps of the DiracGAN phase portraits the report draws (tests draw coarse ones)
 
 
 def _flat_value(key: str, value):

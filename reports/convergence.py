@@ -1,12 +1,15 @@
-"""Convergence as the theory defines it (paper Section 2, Appendix B; Appendix E's lazy regularization; issue 25): tables and the Dirac figure.
+"""Convergence as the theory defines it (paper Section 2, Appendix B; Appendix E's lazy regularization; issue 25): tables and the Dirac figures.
 
 Per cell, over seeds: D's final input-gradient norms on real and fake data (the regularized equilibrium has
 them vanish), G's late drift (the toys' analogue of the discrete-time DiracGAN's cycle) and the learning
 metrics that say whether the runs had learnt. The toy table holds the lazy-regularization runs, the toys run
 against the Dirac prediction and the learning curves that sized them; the Stacked MNIST table puts the lazy
-runs beside their every-step twins, Table 1's RpGAN + R1 + R2 runs.
+runs beside their every-step twins, Table 1's RpGAN + R1 + R2 runs. The figures: the discrete-time DiracGAN
+map (`r3bench dirac --discrete DIR`, saved as results) and the toys against its prediction.
 """
+import functools
 import math
+from pathlib import Path
 from typing import Optional
 
 import matplotlib.ticker
@@ -14,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from reports.registry import register_table
+from reports.sections import Figure
 from reports.tables import (CI_NOTE, DIVERGED, Metric, TableSpec, build_table, feeds_mask, group_rows, select_mask)
+from roadmap import files
 
 TOY_FEEDS = ("lazy-reg-toys", "dirac-toys", "learning-curves")
 STACKEDMNIST_FEED = "lazy-reg-stackedmnist"
@@ -72,23 +77,26 @@ def _drifts(runs: pd.DataFrame, dataset: str, lazy: int) -> pd.DataFrame:
     return frame[(frame["lr"] > 0) & (frame["drift"] > 0)]
 
 
+def toy_datasets(runs: pd.DataFrame, datasets=("circle", "line")) -> list:
+    """The data sets among `datasets` with finished lazy-1 toy runs at gamma 1: the panels of plot_dirac_toys."""
+    return [d for d in datasets if len(_drifts(runs, d, 1))]
+
+
 def plot_dirac_toys(runs: pd.DataFrame, lazy_factor: float, datasets=("circle", "line"), axes=None):
-    """The discrete-time DiracGAN prediction with the toys' measured late drift on top. (fig, axes) or None without runs.
+    """The discrete-time DiracGAN prediction with the toys' measured late drift on top, a panel per toy_datasets entry.
+    (fig, axes) or None without runs.
 
     Points: one per run (G's final drift over lr, lazy 1 and 8, gamma 1); crosses: the geometric mean per lr.
     Lines: the prediction, whose scale a toy does not share with the Dirac game, so it is anchored at the lazy-1
     geometric mean of the smallest lr: drift proportional to lr (slope 1), and lazy 8 `lazy_factor` times lazy 1.
     """
-    from reports.figures import _figure
+    from reports.figures import figure_for
 
-    present = [d for d in datasets if len(_drifts(runs, d, 1))]
+    present = toy_datasets(runs, datasets)
     if not present:
         return None
-    if axes is None:
-        fig, axes = _figure(1, len(present), figsize=(3.6 * len(present), 3.2), squeeze=False)
-        axes = list(axes.flat)
-    else:
-        fig = axes[0].figure
+    fig, axes = figure_for(axes, 1, len(present), figsize=(3.6 * len(present), 3.2), squeeze=False)
+    axes = list(np.atleast_1d(axes).flat)
     colours = {1: "tab:blue", 8: "tab:red"}
     lrs_run = sorted({lr for d in present for lazy in (1, 8) for lr in _drifts(runs, d, lazy)["lr"]})
     for ax, dataset in zip(axes, present):
@@ -121,3 +129,29 @@ def lazy_factor(dirac_discrete: dict, gamma: float = 1.0) -> float:
     row = [float(g) for g in dirac_discrete["gammas"]].index(gamma)
     one, eight = dirac_discrete["cycle_size"]["1"][row], dirac_discrete["cycle_size"]["8"][row]
     return float(math.exp(np.mean([math.log(b / a) for a, b in zip(one, eight)])))
+
+
+@register_table(order=65.5)  # after the convergence tables, in "Figures"
+def dirac_figures(results) -> list:
+    """The discrete-time DiracGAN map of the first dirac-discrete.json under the results, and the toys against it."""
+    from toy2d.dirac_discrete import plot_cycle_maps
+
+    for path in sorted(Path(results.results_dir).rglob("dirac-discrete.json"))[:1]:
+        try:
+            analysis = files.read_json(path)
+            missing = [key for key in ("lrs", "gammas", "cycle_size") if key not in analysis]  # what plot_cycle_maps reads
+            if missing:
+                raise KeyError(", ".join(missing))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return [f"Discrete-time DiracGAN map skipped: {path} unreadable ({error})."]
+        made = [Figure("dirac-discrete", "Discrete-time DiracRpGAN: where the trainer's iteration settles (cycle size over lr x "
+                       "gamma, lazy 1 and 8)", functools.partial(plot_cycle_maps, analysis))]
+        try:
+            factor = lazy_factor(analysis)
+        except (ValueError, KeyError, TypeError) as error:
+            return made + [f"Dirac prediction vs the toys skipped: {path} unreadable ({error})."]
+        if toy_datasets(results.runs):
+            made.append(Figure("dirac-toys", "Discrete-time DiracGAN prediction (drift proportional to lr; lazy 8 x the simulated "
+                               "factor) vs the toys' late drift", functools.partial(plot_dirac_toys, results.runs, factor)))
+        return made
+    return []

@@ -1,7 +1,11 @@
-"""Report figures: Figure 1 (G loss, log scale), D input-gradient norms, sample grids, mode histogram, DiracGAN.
+"""Report plot functions: Figure 1 (G loss, log scale), D input-gradient norms, sample grids, learning curves, DiracGAN (Appendix B).
 
-Every plot function returns (fig, ax) and never shows; `save_figure` writes PNG and PDF
-atomically and closes the figure. One style for all (seaborn "paper" context, colorblind palette).
+Every plot function takes an optional `ax` (one panel) or `axes` (several), draws into it or, when
+none is given, into a new figure, and returns what it drew, (fig, ax) or (fig, axes), as rliable's
+do: panels of different plots compose into one figure. Nothing is shown; `save_figure` writes PNG
+and PDF atomically and closes the figure. One style for all (seaborn "paper" context, colorblind
+palette). Which figures a report draws is decided by the table builders (reports/gallery.py and the
+section modules).
 """
 import io
 import re
@@ -32,9 +36,18 @@ SEED_LINE = dict(lw=0.8, alpha=0.7)  # one thin line per seed
 DIVERGED_MARKER = dict(marker="X", s=40, edgecolor="black", linewidth=0.5, zorder=5)
 
 
-def _figure(*args, **kwargs):
+def new_figure(*args, **kwargs):
+    """`plt.subplots(*args, **kwargs)` in the report style: (fig, ax or axes)."""
     with matplotlib.rc_context(STYLE):
         return plt.subplots(*args, **kwargs)
+
+
+def figure_for(ax, *args, **kwargs) -> tuple:
+    """(fig, ax): the figure holding the given `ax` (one axes or several), or a new figure (new_figure(*args, **kwargs))
+    when ax is None."""
+    if ax is None:
+        return new_figure(*args, **kwargs)
+    return np.atleast_1d(ax).ravel()[0].figure, ax
 
 
 def save_figure(fig, out_dir, name: str) -> list:
@@ -68,7 +81,7 @@ def _finite(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame[np.isfinite(values) & (values > 0)].assign(**{column: values})
 
 
-def _group_label(label: str, runs: pd.DataFrame) -> str:
+def group_label(label: str, runs: pd.DataFrame) -> str:
     """A curve's legend label names the network as well as the loss (e.g. "RpGAN + R1 + R2, small_resnet")."""
     models = sorted(str(m) for m in runs["model"].dropna().unique()) if "model" in runs else []
     named = "/".join(models)
@@ -83,7 +96,7 @@ def _long_ticks(ticks: pd.DataFrame, groups: list, columns: tuple) -> pd.DataFra
     """One row per (group, run, tick) with `columns` finite and > 0, labelled for seaborn."""
     frames = []
     for label, runs in groups:
-        name = _group_label(label, runs)
+        name = group_label(label, runs)
         for _, run in runs.iterrows():
             frame = _run_ticks(ticks, run["run_dir"])
             for column in columns:
@@ -101,7 +114,7 @@ def _mark_diverged(ax, ticks: pd.DataFrame, groups: list, column: str, colors: d
         for _, run in runs[runs["status"] == "diverged"].iterrows() if "status" in runs else []:
             part = _finite(_run_ticks(ticks, run["run_dir"]), column)
             if len(part):
-                ax.scatter(part["kimg"].iloc[-1:], part[column].iloc[-1:], color=colors[_group_label(label, runs)],
+                ax.scatter(part["kimg"].iloc[-1:], part[column].iloc[-1:], color=colors[group_label(label, runs)],
                            **DIVERGED_MARKER)
                 any_diverged = True
     return any_diverged
@@ -116,12 +129,12 @@ def t_band(values) -> tuple:
     return (mean - half_width, mean + half_width)
 
 
-def _curves(ax, data: pd.DataFrame, groups: list, quantity_styles: dict = None):
+def mean_curves(ax, data: pd.DataFrame, groups: list, quantity_styles: dict = None):
     """Mean over seeds with the tables' 95% t-interval band (t_band), one colour per variant; R1-only variants dashed
     (or, with quantity_styles, a line style per quantity)."""
-    names = [_group_label(label, runs) for label, runs in groups]
+    names = [group_label(label, runs) for label, runs in groups]
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-    dashed = {_group_label(label, runs) for label, runs in groups if _is_r1_only(runs)}
+    dashed = {group_label(label, runs) for label, runs in groups if _is_r1_only(runs)}
     if quantity_styles:
         style, dashes = "quantity", {q: quantity_styles[q] for q in data["quantity"].unique()}
     else:
@@ -147,22 +160,22 @@ def _finish(ax, any_diverged: bool, ylabel: str, title: str) -> None:
     ax.tick_params(labelsize=8)
 
 
-def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)"):
+def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)", ax=None):
     """Figure 1: G loss over kimg (log scale), mean over seeds with a 95% band per variant [(label, runs)];
     R1-only variants dashed; an X where a run diverged. Returns (fig, ax)."""
-    fig, ax = _figure(figsize=(5.6, 3.2))
-    colors = _curves(ax, _long_ticks(ticks, groups, ("loss_G",)), groups)
+    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
+    colors = mean_curves(ax, _long_ticks(ticks, groups, ("loss_G",)), groups)
     _finish(ax, _mark_diverged(ax, ticks, groups, "loss_G", colors), "G loss", title)
     return fig, ax
 
 
-def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input-gradient norm"):
+def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input-gradient norm", ax=None):
     """Mean ||grad_x D|| on real (solid) and fake (dashed) samples over kimg, log scale, mean over seeds with
     a 95% band per variant; returns (fig, ax)."""
-    fig, ax = _figure(figsize=(5.6, 3.2))
+    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
     data = _long_ticks(ticks, groups, ("grad_norm_real", "grad_norm_fake"))
     data["quantity"] = data["quantity"].map({"grad_norm_real": "real", "grad_norm_fake": "fake"})
-    colors = _curves(ax, data, groups, quantity_styles={"real": "", "fake": (4, 2)})
+    colors = mean_curves(ax, data, groups, quantity_styles={"real": "", "fake": (4, 2)})
     _finish(ax, _mark_diverged(ax, ticks, groups, "grad_norm_fake", colors), r"mean $\|\nabla_x D\|$", title)
     return fig, ax
 
@@ -172,14 +185,14 @@ LEARNING_SCORES = (  # (score column, label), the first two present are drawn: S
     ("score_coverage", "near-support coverage"), ("score_hq_fraction", "high-quality fraction"), ("score_drift", "sample drift"))
 
 
-def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "Learning curves", ax=None):
-    """Periodic scores (metrics.jsonl score_*) over kimg, one line per run, two panels; (fig, axes) or None without scores."""
-    if not len(ticks) or not len(runs):
-        return None
-    part = ticks[ticks["run_dir"].isin(set(runs["run_dir"]))]
+def _learning_ticks(ticks: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    return ticks[ticks["run_dir"].isin(set(runs["run_dir"]))] if len(ticks) and len(runs) else ticks.iloc[0:0]
+
+
+def learning_scores(ticks: pd.DataFrame, runs: pd.DataFrame) -> list:
+    """[(score column, label)] that plot_learning_curves draws for these runs, one per panel; [] without scores."""
+    part = _learning_ticks(ticks, runs)
     present = [(key, label) for key, label in LEARNING_SCORES if key in part and part[key].notna().any()]
-    if not present:
-        return None
     keys = dict(present)
     if "score_recognisable_modes" in keys:  # Stacked MNIST: gated coverage and the paper's KL
         chosen = ["score_recognisable_modes", "score_kl" if "score_kl" in keys else None]
@@ -187,8 +200,17 @@ def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "
         chosen = ["score_hq_fraction", "score_drift" if "score_drift" in keys else "score_kl" if "score_kl" in keys else None]
     else:
         chosen = [key for key, _ in present[:2]]
-    present = [(key, keys[key]) for key in chosen if key]
-    fig, axes = _figure(1, len(present), figsize=(4.2 * len(present), 3.2), squeeze=False) if ax is None else (ax[0].figure, ax)
+    return [(key, keys[key]) for key in chosen if key]
+
+
+def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "Learning curves", axes=None):
+    """Periodic scores (metrics.jsonl score_*) over kimg, one line per run, a panel per learning_scores entry;
+    (fig, axes) or None without scores."""
+    present = learning_scores(ticks, runs)
+    if not present:
+        return None
+    part = _learning_ticks(ticks, runs)
+    fig, axes = figure_for(axes, 1, len(present), figsize=(4.2 * len(present), 3.2), squeeze=False)
     axes = np.atleast_1d(axes).ravel()
     names = sorted(part["run"].unique())
     # One colour per setting (the run name without its seed), one thin line per seed, one legend entry per setting.
@@ -212,16 +234,17 @@ def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "
     return fig, axes
 
 
-def plot_image_grid(entries: list, title: str = ""):
-    """Tile images [(row label, column label, PNG path or None)] in a rows x columns grid; returns (fig, axes).
+def plot_image_grid(entries: list, title: str = "", axes=None):
+    """Tile images [(row label, column label, PNG path or None)] in a rows x columns grid (`axes`: that many, 2-D);
+    returns (fig, axes).
 
     A missing image shows as an empty panel saying so (e.g. a diverged run saves no samples).
     """
     row_labels = list(dict.fromkeys(r for r, _, _ in entries))
     column_labels = list(dict.fromkeys(c for _, c, _ in entries))
     images = {(r, c): path for r, c, path in entries}
-    fig, axes = _figure(len(row_labels), len(column_labels), squeeze=False,
-                        figsize=(2.4 * len(column_labels), 2.4 * len(row_labels) + 0.4))
+    fig, axes = figure_for(axes, len(row_labels), len(column_labels), squeeze=False,
+                           figsize=(2.4 * len(column_labels), 2.4 * len(row_labels) + 0.4))
     for i, row in enumerate(row_labels):
         for j, column in enumerate(column_labels):
             ax = axes[i, j]
@@ -243,11 +266,12 @@ def plot_image_grid(entries: list, title: str = ""):
     return fig, axes
 
 
-def plot_dirac_portraits(gamma: float, steps: int = 800):
-    """Phase portraits (no penalty vs penalties, GAN and RpGAN) via toy2d.dirac.plot_phase_portrait; (fig, axes)."""
+def plot_dirac_portraits(gamma: float, steps: int = 800, axes=None):
+    """Phase portraits (no penalty vs penalties, GAN and RpGAN; `axes`: four) via toy2d.dirac.plot_phase_portrait;
+    (fig, axes)."""
     from toy2d.dirac import plot_phase_portrait
 
-    fig, axes = _figure(1, 4, figsize=(13, 3.6))
+    fig, axes = figure_for(axes, 1, 4, figsize=(13, 3.6))
     for ax, (loss, penalty) in zip(axes, [("gan", "none"), ("gan", "r1"), ("rpgan", "none"), ("rpgan", "r1+r2")]):
         # gamma = 0 makes the penalized panels identical to the unpenalized ones; show them at gamma 1 then.
         plot_phase_portrait(gamma if penalty == "none" or gamma > 0 else 1.0, loss, penalty, ax=ax, steps=steps, minimax=True)

@@ -1,12 +1,13 @@
 """Report sections for the negative results of Appendix E (lazy regularization, IEEE fp16 vs bf16, activations, GroupNorm, Adam beta2).
 
-One `Section` per bundled experiment: the paper's claim quoted (FACTS.md), the variant axis and its
-baseline, and one or more `Check`s (a variant against the baseline, with the direction the claim
-predicts). From the runs it builds a table (tables.TableSpec: a row per data set x network x variant,
-modes and KL as mean +- 95% CI over seeds, diverged/total), two figures (final KL per seed and
-variant; D input-gradient norm over kimg per variant; the precision section adds its overflow /
-NaN events over kimg) and a one-line verdict computed by the pure functions below, with the rule
-printed next to it.
+One `NegativeResult` per bundled experiment, one report section each: the paper's claim quoted
+(FACTS.md), the variant axis and its baseline, and one or more `Check`s (a variant against the
+baseline, with the direction the claim predicts). From the runs it builds a table (tables.TableSpec:
+a row per data set x network x variant, modes and KL as mean +- 95% CI over seeds, diverged/total),
+two figures (final KL per seed and variant; D input-gradient norm over kimg per variant; runs that
+record low-precision events add a third, the events over kimg) and a one-line verdict computed by
+the pure functions below, with the rule printed next to it. All of it is one `sections.Section`,
+registered like a table.
 
 The rule (`check_outcome`, then `reports.verdicts.pool`), per data set x network, paired by seed:
 - when a seed of either arm diverged, the per-seed divergence is compared (exact McNemar, one-sided);
@@ -20,14 +21,18 @@ The rule (`check_outcome`, then `reports.verdicts.pool`), per data set x network
   inconclusive otherwise.
 """
 import dataclasses
+import functools
 import math
+
 import pandas as pd
 
 from reports.collect import experiment_wall_times, metric_values
-from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
-from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
+from reports.figures import DIVERGED_MARKER, PALETTE, figure_for, group_label, mean_curves, plot_gradient_norms
 from reports.registry import register_table
+from reports.sections import Figure, Links, Quote, Section
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
+from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
+from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 
 KL_RATIO_MARGIN = 1.25  # KLs within x1.25 either way are "the same" (TOST); set 2026-12-02, after these runs (issue 24)
 GROUP_COLUMNS = ("dataset", "model")
@@ -47,7 +52,7 @@ class Check:
 
 
 @dataclasses.dataclass
-class Section:
+class NegativeResult:
     name: str  # the `feeds` name its experiments declare (lazy-reg and its includes)
     title: str
     claim: str  # quoted from FACTS.md (Appendix E)
@@ -56,22 +61,26 @@ class Section:
     checks: tuple
     labels: dict = dataclasses.field(default_factory=dict)  # variant value -> label
     scale_note: str = ""
+    # The runs record low-precision events (roadmap/networks/precision.py): the table adds their sum and the first
+    # non-finite tensor, and a figure their rate over kimg.
+    events: bool = False
 
 
-SECTIONS = (
-    Section("lazy-reg", "Lazy regularization", "Lazy regularization (R1, R2 every 8 minibatches): slightly worse FID on "
-            "FFHQ/CIFAR-10; complete convergence failure on Stacked MNIST and 2-D toy data sets (line, circle, 25 Gaussians).",
-            "lazy_interval", "1", (Check("8", "worse"),), {"1": "every step", "8": "every 8th step x 8"}),
-    Section("precision", "IEEE fp16 vs bf16", "IEEE FP16 mixed precision: cripples training; BFloat16 fixes it.",
-            "model_args.precision", "fp32", (Check("fp16", "worse"), Check("bf16", "not_worse", primary=False)),
-            scale_note="CPU runs emulate the format at stage boundaries only (roadmap/networks/layers.py)."),
-    Section("activations", "Activation functions", "GELU, Swish, SMU instead of leaky ReLU in G and D: FID deteriorates considerably.",
-            "model_args.activation", "lrelu", (Check("gelu", "worse"), Check("silu", "worse"), Check("smu", "worse")),
-            {"lrelu": "leaky ReLU", "gelu": "GELU", "silu": "SiLU (Swish)", "smu": "SMU"}),
-    Section("groupnorm", "Group normalization", "Group normalization in G and D: no FID or stability gain.",
-            "model_args.normalization", "none", (Check("group", "not_better"),), {"none": "no normalization", "group": "GroupNorm"}),
-    Section("beta2", "Adam beta2", "Adam beta2 = 0.999: instability on ImageNet models.",
-            "beta2", "0.9->0.99", (Check("0.9->0.999", "worse"),), {"0.9->0.99": "0.9 -> 0.99", "0.9->0.999": "0.9 -> 0.999"}),
+SECTIONS = (  # one report section each, in this order
+    NegativeResult("lazy-reg", "Lazy regularization", "Lazy regularization (R1, R2 every 8 minibatches): slightly worse FID "
+                   "on FFHQ/CIFAR-10; complete convergence failure on Stacked MNIST and 2-D toy data sets (line, circle, 25 "
+                   "Gaussians).", "lazy_interval", "1", (Check("8", "worse"),), {"1": "every step", "8": "every 8th step x 8"}),
+    NegativeResult("precision", "IEEE fp16 vs bf16", "IEEE FP16 mixed precision: cripples training; BFloat16 fixes it.",
+                   "model_args.precision", "fp32", (Check("fp16", "worse"), Check("bf16", "not_worse", primary=False)),
+                   scale_note="CPU runs emulate the format at stage boundaries only (roadmap/networks/layers.py).", events=True),
+    NegativeResult("activations", "Activation functions", "GELU, Swish, SMU instead of leaky ReLU in G and D: FID deteriorates "
+                   "considerably.", "model_args.activation", "lrelu", (Check("gelu", "worse"), Check("silu", "worse"),
+                                                                       Check("smu", "worse")),
+                   {"lrelu": "leaky ReLU", "gelu": "GELU", "silu": "SiLU (Swish)", "smu": "SMU"}),
+    NegativeResult("groupnorm", "Group normalization", "Group normalization in G and D: no FID or stability gain.",
+                   "model_args.normalization", "none", (Check("group", "not_better"),), {"none": "no normalization", "group": "GroupNorm"}),
+    NegativeResult("beta2", "Adam beta2", "Adam beta2 = 0.999: instability on ImageNet models.",
+                   "beta2", "0.9->0.99", (Check("0.9->0.999", "worse"),), {"0.9->0.99": "0.9 -> 0.99", "0.9->0.999": "0.9 -> 0.999"}),
 )
 
 
@@ -97,18 +106,18 @@ def check_outcome(baseline: dict, variant: dict, expect: str) -> Verdict:
 # ----------------------------------------------------------------------------------------------
 # From the runs table.
 
-def section_runs(runs: pd.DataFrame, section: Section) -> pd.DataFrame:
+def section_runs(runs: pd.DataFrame, negative: NegativeResult) -> pd.DataFrame:
     """Runs whose experiment declared that it feeds this section (config.yaml's `feeds`)."""
     if not len(runs) or "feeds" not in runs:
         return runs.iloc[0:0]
-    return runs[runs["feeds"] == section.name]
+    return runs[runs["feeds"] == negative.name]
 
 
 def negative_mask(runs: pd.DataFrame) -> pd.Series:
     """True for runs of any negative-result experiment (kept out of the paper's Tables 1-3)."""
     mask = pd.Series(False, index=runs.index)
-    for section in SECTIONS:
-        mask |= runs.index.isin(section_runs(runs, section).index)
+    for negative in SECTIONS:
+        mask |= runs.index.isin(section_runs(runs, negative).index)
     return mask
 
 
@@ -120,10 +129,10 @@ def _value(value) -> str:
     return str(value)
 
 
-def _variants(part: pd.DataFrame, section: Section) -> pd.Series:
-    if section.column not in part:
+def _variants(part: pd.DataFrame, negative: NegativeResult) -> pd.Series:
+    if negative.column not in part:
         return pd.Series(["None"] * len(part), index=part.index)
-    return part[section.column].apply(_value)
+    return part[negative.column].apply(_value)
 
 
 def arm_of(runs: pd.DataFrame) -> dict:
@@ -145,14 +154,14 @@ def groups_of(part: pd.DataFrame) -> list:
     return [(key, part[keys == key]) for key in sorted(keys.unique())]
 
 
-def evaluate_section(runs: pd.DataFrame, section: Section) -> dict:
+def evaluate_section(runs: pd.DataFrame, negative: NegativeResult) -> dict:
     """{'verdict': Verdict, 'checks': [(group, variant, expect, Verdict, primary)], 'runs': count}."""
-    part = section_runs(runs, section)
-    variants = _variants(part, section)
+    part = section_runs(runs, negative)
+    variants = _variants(part, negative)
     results = []
     for group, group_runs in groups_of(part):
-        baseline = arm_of(group_runs[variants[group_runs.index] == section.baseline])
-        for check in section.checks:
+        baseline = arm_of(group_runs[variants[group_runs.index] == negative.baseline])
+        for check in negative.checks:
             variant = arm_of(group_runs[variants[group_runs.index] == check.variant])
             results.append((group, check.variant, check.expect, check_outcome(baseline, variant, check.expect), check.primary))
     primary = [r[3] for r in results if r[4]]
@@ -160,14 +169,14 @@ def evaluate_section(runs: pd.DataFrame, section: Section) -> dict:
     return dict(verdict=verdict, checks=results, runs=len(part))
 
 
-def verdict_line(section: Section, evaluation: dict) -> str:
+def verdict_line(negative: NegativeResult, evaluation: dict) -> str:
     """'Verdict: X (group: variant outcome; ...). <rule>' in one line."""
     def one(verdict: Verdict) -> str:
         effect = "" if verdict.effect is None or verdict.test.startswith("exact") else f", KL x{verdict.effect:.3g}"
         p = "" if verdict.p_value is None else f", p = {verdict.p_value:.3g}"
         return f"{verdict.outcome}{effect}{p}" + (f"; {verdict.note}" if verdict.note else "")
 
-    details = "; ".join(f"{group}: {section.labels.get(v, v)} {one(verdict)}" + ("" if primary else " (secondary)")
+    details = "; ".join(f"{group}: {negative.labels.get(v, v)} {one(verdict)}" + ("" if primary else " (secondary)")
                         for group, v, _, verdict, primary in evaluation["checks"])
     return f"Verdict: **{evaluation['verdict'].outcome}** ({details or 'no runs'}). {RULE}."
 
@@ -191,60 +200,51 @@ def _events(ticks: pd.DataFrame, run_dirs) -> tuple:
     return total, first
 
 
-def section_table(results, section: Section):
+EVENT_COLUMNS = ("Events (sum)", "First non-finite")
+EVENT_NOTE = ("Events: overflowing (|x| > format max), underflowing (non-zero -> 0) and non-finite elements of the "
+              "tensors crossing low-precision stage boundaries (activations forward, gradients backward) and of D's "
+              "logits: each tick's mean per step, summed over ticks and seeds; first non-finite: the tensor that held inf/NaN first.")
+
+
+def _event_cells(ticks: pd.DataFrame, run_dirs) -> dict:
+    total, first = _events(ticks, run_dirs)
+    return dict(zip(EVENT_COLUMNS, ("-" if total is None else f"{total:.0f}", first or "-")))
+
+
+def section_table(results, negative: NegativeResult):
     """The section's Table (None without runs): a row per data set x network x variant."""
-    part = section_runs(results.runs, section)
+    part = section_runs(results.runs, negative)
     if not len(part):
         return None
-    variants = _variants(part, section)
-    order = [section.baseline] + [c.variant for c in section.checks]
+    variants = _variants(part, negative)
+    order = [negative.baseline] + [c.variant for c in negative.checks]
     rows = []
     for group, group_runs in groups_of(part):
         present = sorted(set(variants[group_runs.index]), key=lambda v: (order.index(v) if v in order else len(order), v))
         for variant in present:
             selected = group_runs[variants[group_runs.index] == variant]
-            match = dict(run_dir=tuple(selected["run_dir"]))
-            extra = {}
-            if section.name == "precision":
-                total, first = _events(results.ticks, selected["run_dir"])
-                extra = {"Events (sum)": "-" if total is None else f"{total:.0f}", "First non-finite": first or "-"}
-            rows.append(Row(label=f"{group}, {section.labels.get(variant, variant)}", match=match, extra=extra))
-    extra_columns = ("Events (sum)", "First non-finite") if section.name == "precision" else ()
-    notes = (CI_NOTE,)
-    if section.name == "precision":
-        notes += ("Events: overflowing (|x| > format max), underflowing (non-zero -> 0) and non-finite elements of the "
-                  "tensors crossing low-precision stage boundaries (activations forward, gradients backward) and of D's "
-                  "logits: each tick's mean per step, summed over ticks and seeds; first non-finite: the tensor that held inf/NaN first.",)
-    if section.scale_note:
-        notes += (section.scale_note,)
-    spec = TableSpec(name=f"negative-{section.name}", caption=f"{section.title} (Appendix E negative result)",
+            extra = _event_cells(results.ticks, selected["run_dir"]) if negative.events else {}
+            rows.append(Row(label=f"{group}, {negative.labels.get(variant, variant)}", match=dict(run_dir=tuple(selected["run_dir"])),
+                            extra=extra))
+    notes = (CI_NOTE,) + ((EVENT_NOTE,) if negative.events else ()) + ((negative.scale_note,) if negative.scale_note else ())
+    spec = TableSpec(name=f"negative-{negative.name}", caption=f"{negative.title} (Appendix E negative result)",
                      row_header="Data, network, variant", rows=rows,
                      metrics=[Metric("modes", "Modes", 1), Metric("kl", "KL", 3), *RECOGNISABLE, Metric(DIVERGED, "Diverged/total")],
-                     extra_columns=extra_columns, notes=notes)
+                     extra_columns=EVENT_COLUMNS if negative.events else (), notes=notes)
     return build_table(part, spec)
-
-
-def negative_tables(results) -> list:
-    """One table per Appendix E section with runs; registered as claiming every section's feeds name."""
-    return [table for table in (section_table(results, s) for s in SECTIONS) if table is not None]
-
-
-register_table(*(section.name for section in SECTIONS), order=60, name="negative")(negative_tables)
 
 
 # ----------------------------------------------------------------------------------------------
 # Figures.
 
-def plot_final_kl(runs: pd.DataFrame, section: Section, title: str = ""):
+def plot_final_kl(runs: pd.DataFrame, negative: NegativeResult, title: str = "", ax=None):
     """Final KL per seed, x = data set x network, colour = variant; diverged seeds as X at the top. (fig, ax)"""
-    from reports.figures import DIVERGED_MARKER, PALETTE, _figure
-
-    part = section_runs(runs, section)
-    variants = _variants(part, section)
-    order = [section.baseline] + [c.variant for c in section.checks]
+    part = section_runs(runs, negative)
+    variants = _variants(part, negative)
+    order = [negative.baseline] + [c.variant for c in negative.checks]
     present = [v for v in order if v in set(variants)] + sorted(set(variants) - set(order))
     groups = groups_of(part)
-    fig, ax = _figure(figsize=(max(4.8, 1.1 * len(groups) + 2), 3.2))
+    fig, ax = figure_for(ax, figsize=(max(4.8, 1.1 * len(groups) + 2), 3.2))
     finite = [v for v in metric_values(part[part["status"] == "completed"], "kl") if math.isfinite(v)]
     top = (max(finite) if finite else 1.0) * 1.15 + 0.05
     width = 0.8 / max(1, len(present))
@@ -260,24 +260,24 @@ def plot_final_kl(runs: pd.DataFrame, section: Section, title: str = ""):
             diverged = int((selected["status"] == "diverged").sum())
             dx += [offset] * diverged
             dy += [top] * diverged
-        ax.scatter(xs, ys, color=color, s=14, label=section.labels.get(variant, variant))
+        ax.scatter(xs, ys, color=color, s=14, label=negative.labels.get(variant, variant))
         if dx:
             ax.scatter(dx, dy, color=color, **DIVERGED_MARKER)
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=20, ha="right")
-    ax.set(ylabel="final KL (lower is better)", title=title or section.title)
+    ax.set(ylabel="final KL (lower is better)", title=title or negative.title)
     if (part["status"] == "diverged").any():  # the legend names the marker only when a run diverged
         ax.scatter([], [], color="white", label="diverged (at top)", **DIVERGED_MARKER)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax
 
 
-def variant_groups(runs: pd.DataFrame, section: Section) -> list:
+def variant_groups(runs: pd.DataFrame, negative: NegativeResult) -> list:
     """[(variant label, runs)] for figures.plot_gradient_norms / plot_generator_loss."""
-    part = section_runs(runs, section)
-    variants = _variants(part, section)
-    order = [section.baseline] + [c.variant for c in section.checks]
+    part = section_runs(runs, negative)
+    variants = _variants(part, negative)
+    order = [negative.baseline] + [c.variant for c in negative.checks]
     present = [v for v in order if v in set(variants)] + sorted(set(variants) - set(order))
-    groups = [(section.labels.get(v, v), part[variants == v]) for v in present]
+    groups = [(negative.labels.get(v, v), part[variants == v]) for v in present]
     # One curve per data set x network too: runs of different networks (toy MLP, small ResNet, Config E)
     # and durations are never averaged into one curve.
     # (the figure's own label adds the network, so the group names only the data set)
@@ -290,11 +290,9 @@ def variant_groups(runs: pd.DataFrame, section: Section) -> list:
     return groups
 
 
-def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision events per step"):
+def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision events per step", ax=None):
     """Overflow + underflow + non-finite elements per step (tick mean) over kimg: mean over seeds with a 95% band
     per variant (symlog). (fig, ax)"""
-    from reports.figures import _curves, _figure, _group_label
-
     frames = []
     for label, runs in groups:
         for run_dir in runs["run_dir"]:
@@ -303,10 +301,10 @@ def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision e
             if len(frame) and columns:
                 events = frame[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)
                 frames.append(pd.DataFrame(dict(kimg=frame["kimg"].astype(float), value=events.astype(float),
-                                                variant=_group_label(label, runs), quantity="events", run=run_dir)))
-    fig, ax = _figure(figsize=(5.6, 3.2))
+                                                variant=group_label(label, runs), quantity="events", run=run_dir)))
+    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kimg", "value", "variant", "quantity", "run"])
-    _curves(ax, data, groups)
+    mean_curves(ax, data, groups)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(bottom=-0.3)  # counts: no negative half, but room to see the variants that stay at 0 events
     ax.set(xlabel="kimg (thousands of real images shown to D)", ylabel="events per step", title=title)
@@ -315,55 +313,37 @@ def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision e
     return fig, ax
 
 
-def section_figures(results, section: Section, figure_dir) -> list:
-    """Write the section's figures; return [(name, title)]."""
-    from reports import figures
-
-    part = section_runs(results.runs, section)
-    if not len(part):
-        return []
-    made = []
-    name = f"negative-{section.name}"
-    figures.save_figure(plot_final_kl(results.runs, section, f"{section.title}: final KL per seed")[0], figure_dir, f"{name}-kl")
-    made.append((f"{name}-kl", f"{section.title}: final KL per seed and variant"))
-    groups = variant_groups(results.runs, section)
-    figures.save_figure(figures.plot_gradient_norms(results.ticks, groups, title=f"{section.title}: D input-gradient norm")[0],
-                        figure_dir, f"{name}-grad-norms")
-    made.append((f"{name}-grad-norms", f"{section.title}: mean ||grad_x D|| on real (solid) and fake (dashed) over kimg, per variant"))
-    if section.name == "precision":
-        figures.save_figure(plot_events(results.ticks, groups, f"{section.title}: events per step")[0], figure_dir, f"{name}-events")
-        made.append((f"{name}-events", f"{section.title}: overflow/underflow/NaN events per step over kimg"))
+def section_figures(results, negative: NegativeResult) -> list:
+    """The section's figures (drawn when the report is written): final KL per seed, D input-gradient norms, and the
+    low-precision events when the runs record them."""
+    name, title = f"negative-{negative.name}", negative.title
+    groups = variant_groups(results.runs, negative)
+    made = [Figure(f"{name}-kl", f"{title}: final KL per seed and variant",
+                   functools.partial(plot_final_kl, results.runs, negative, f"{title}: final KL per seed")),
+            Figure(f"{name}-grad-norms", f"{title}: mean ||grad_x D|| on real (solid) and fake (dashed) over kimg, per variant",
+                   functools.partial(plot_gradient_norms, results.ticks, groups, title=f"{title}: D input-gradient norm"))]
+    if negative.events:
+        made.append(Figure(f"{name}-events", f"{title}: overflow/underflow/NaN events per step over kimg",
+                           functools.partial(plot_events, results.ticks, groups, f"{title}: events per step")))
     return made
 
 
-def report_sections(results, out_dir) -> list:
-    """Build every section with runs (figures written to out_dir/figures); a dict per section:
-    section, verdict (one line), table (tables.Table), figures [(name, title)]."""
-    from pathlib import Path
+# ----------------------------------------------------------------------------------------------
+# The report section.
 
-    built = []
-    for section in SECTIONS:
-        table = section_table(results, section)
+def negative_sections(results) -> list:
+    """[the "Negative results" section: per NegativeResult with runs the claim, the verdict, the wall time of its
+    experiment, the table and the figures], or [] without such runs. Registered as claiming every feeds name of SECTIONS."""
+    parts = []
+    for negative in SECTIONS:
+        table = section_table(results, negative)
         if table is None:
             continue
-        evaluation = evaluate_section(results.runs, section)
-        built.append(dict(section=section, evaluation=evaluation, verdict=verdict_line(section, evaluation), table=table,
-                          figures=section_figures(results, section, Path(out_dir) / "figures"),
-                          wall=experiment_wall_times(results, section.name)))
-    return built
+        verdict = verdict_line(negative, evaluate_section(results.runs, negative))
+        parts.append(Section(f"{negative.title} (`{negative.name}`)", [
+            Quote(f'Paper (Appendix E): "{negative.claim}"'), verdict, *experiment_wall_times(results, negative.name),
+            Links(table.name), table, *section_figures(results, negative)]))
+    return [Section("Negative results (paper Appendix E)", parts)] if parts else []
 
 
-def markdown_lines(built: list) -> list:
-    """The 'Negative results' part of report.md: per section the claim, the verdict, the table, the figures."""
-    from reports.tables import render_markdown
-
-    lines = []
-    for entry in built:
-        section = entry["section"]
-        lines += [f"### {section.title} (`{section.name}`)", "", f"> Paper (Appendix E): \"{section.claim}\"", "",
-                  entry["verdict"], "", *[line + "\n" for line in entry.get("wall", [])],
-                  f"[Markdown](tables/{entry['table'].name}.md) · [LaTeX](tables/{entry['table'].name}.tex)", "",
-                  render_markdown(entry["table"])]
-        for name, title in entry["figures"]:
-            lines += [f"![{title}](figures/{name}.png)", "", f"*{title}* ([PDF](figures/{name}.pdf))", ""]
-    return lines
+register_table(*(negative.name for negative in SECTIONS), order=60, name="negative")(negative_sections)

@@ -4,15 +4,19 @@ A cell is one setting of (data set, network, loss, penalties, lazy interval, lr,
 are the runs that differ only in the seed. Per cell: divergence rate with a Wilson interval, the
 median peak G loss with a bootstrap interval, and the recovery rate (runs whose largest spike of
 D's fake-gradient norm came back, roadmap/stability.py) with a Wilson interval. Claims are judged
-on paired seeds (same seed, same cell but the compared setting) by an exact McNemar test.
+on paired seeds (same seed, same cell but the compared setting) by an exact McNemar test. The report
+section (`stability_tables`): the verdicts, the wall time of the experiment, the per-cell table and two maps.
 """
 import dataclasses
+import functools
 import math
 
 import numpy as np
 import pandas as pd
 
+from reports.collect import experiment_wall_times
 from reports.registry import register_table
+from reports.sections import Bullets, Figure, Section
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, holm, minimum_discordant
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
 from reports.tables import Cell, Table
@@ -192,25 +196,35 @@ def verdicts(runs: pd.DataFrame) -> list:
 
 @register_table(FEEDS, order=70)
 def stability_tables(results) -> list:
-    """[the per-cell table with the verdicts as its notes], or [] without stability runs."""
+    """[the "Stability map" section holding the per-cell table (the verdicts as its notes too) and its maps], or []
+    without stability runs."""
     table = stability_table(results.runs)
-    return [] if table is None else [dataclasses.replace(table, notes=table.notes + tuple(verdicts(results.runs)))]
+    if table is None:
+        return []
+    lines = verdicts(results.runs)
+    runs = results.runs
+    return [Section("Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", [
+        Bullets(tuple(lines)), *experiment_wall_times(results, FEEDS), dataclasses.replace(table, notes=table.notes + tuple(lines)),
+        Figure("stability-map", "Stability map", functools.partial(plot_stability_map, runs), caption="Stability map: divergence rate"),
+        Figure("stability-peak-loss", "Stability map: log10 median peak G loss",
+               functools.partial(plot_stability_map, runs, "log10 of the median peak G loss over seeds", "median_peak_loss_G"))])]
 
 
-def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value: str = "rate"):
-    """Heatmaps over lr x gamma, one panel per (data set, network, loss + penalties, lazy). (fig, axes)
+def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value: str = "rate", axes=None):
+    """Heatmaps over lr x gamma, one panel per (data set, network, loss + penalties, lazy); `axes`: at least that many,
+    2-D. (fig, axes)
 
     value: "rate" (the divergence rate, 0..1) or "median_peak_loss_G" (drawn as log10: the G loss
     explodes by orders of magnitude in runs the divergence rule still counts as finished)."""
     import seaborn as sns
 
-    from reports.figures import _figure
+    from reports.figures import figure_for
 
     cells = cell_statistics(runs)
     panels = sorted({(r["dataset"], r["model"], r["loss"], r["penalties"], r["lazy_interval"]) for _, r in cells.iterrows()})
     columns = min(4, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
-    fig, axes = _figure(rows, columns, figsize=(3.0 * columns + 0.8, 2.6 * rows), squeeze=False, layout="constrained")
+    fig, axes = figure_for(axes, rows, columns, figsize=(3.0 * columns + 0.8, 2.6 * rows), squeeze=False, layout="constrained")
     for ax, (dataset, model, loss, penalties, lazy) in zip(axes.flat, panels):
         part = cells[(cells["dataset"] == dataset) & (cells["model"] == model) & (cells["loss"] == loss) & (cells["penalties"] == penalties)
                      & (cells["lazy_interval"] == lazy)]

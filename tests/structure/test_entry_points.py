@@ -1,4 +1,4 @@
-"""A plug-in package reaches every registry through a real `r3bench.plugins` entry point: a loss, a configuration, a data set of a new kind and a report table, one file each."""
+"""A plug-in package reaches every registry through a real `r3bench.plugins` entry point: a loss, a configuration, a data set of a new kind and a report table with a figure, one file each."""
 import json
 import os
 import re
@@ -49,11 +49,22 @@ MODULES = {
             return GaussianMixture("demo_ring3", [(math.cos(2 * math.pi * k / 3), math.sin(2 * math.pi * k / 3)) for k in range(3)], std)
         ''',
     "table.py": '''
-        """Plug-in report table: the runs that feed `demo`, on a data set of the plug-in's kind, and their mean modes."""
+        """Plug-in report table with a figure: the runs that feed `demo`, on a data set of the plug-in's kind, their mean
+        modes and their modes per seed."""
+        import functools
+
         import pandas as pd
 
+        from reports.figures import figure_for
         from reports.registry import register_table
+        from reports.sections import Figure
         from reports.tables import Cell, Table, feeds_mask, kind_mask, metric_values
+
+
+        def plot_modes(runs, ax=None):
+            fig, ax = figure_for(ax, figsize=(3, 2))
+            ax.bar(runs["seed"].astype(str), metric_values(runs, "modes"))
+            return fig, ax
 
 
         @register_table("demo", order=35, name="demo.table")
@@ -64,7 +75,8 @@ MODULES = {
             values = metric_values(part, "modes")
             header = ["Runs", "Mean modes"]
             row = [Cell(text=str(len(part))), Cell(text=f"{sum(values) / len(values):.1f}")]
-            return [Table("demo", "A plug-in table", header, pd.DataFrame([row], columns=header))]
+            return [Table("demo", "A plug-in table", header, pd.DataFrame([row], columns=header)),
+                    Figure("demo-modes", "Plug-in: modes per seed", functools.partial(plot_modes, part))]
         ''',
 }
 ENTRY_POINTS = "[r3bench.plugins]\n" + "".join(f"demo_{name[:-3]} = r3bench_demo.{name[:-3]}\n" for name in MODULES)
@@ -117,6 +129,8 @@ def test_a_plugin_named_in_yaml_trains_in_a_worker_and_reaches_the_report(plugin
     text = (tmp_path / "report" / "report.md").read_text()
     assert "### Table `demo`" in text and "## Unclaimed runs" not in text
     assert re.search(r"^\| 1 \| [0-3]\.0 \|$", text, re.MULTILINE)
+    assert "### Plug-in: modes per seed" in text and (tmp_path / "report" / "figures" / "demo-modes.png").exists()
+    assert '<img alt="Plug-in: modes per seed"' in (tmp_path / "report" / "report.html").read_text()
 
     listing = json.loads(r3bench(plugin_path, tmp_path, "list", "--json").stdout)
     assert "demo_mlp" in listing["configurations"]
