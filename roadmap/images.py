@@ -13,6 +13,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -121,8 +122,8 @@ def _check_shape(name, shape, resolution, where):
 
 
 @register_dataset("cifar10")
-def cifar10(root=None, resolution=None, preset=None, xflip=False, conditional=True, download=False,
-            fid_samples=FID_SAMPLES) -> ImageDataSet:
+def cifar10(*, root: Optional[str] = None, resolution: Optional[int] = None, preset: Optional[str] = None, xflip: bool = False,
+            conditional: bool = True, download: bool = False, fid_samples: int = FID_SAMPLES) -> ImageDataSet:
     """CIFAR-10 training set (50,000 32x32 images, 10 classes) through torchvision; root from `root` or $R3BENCH_DATA."""
     import os
 
@@ -176,8 +177,9 @@ def _list_images(path: Path):
 
 
 @register_dataset("imagefolder")
-def imagefolder(path=None, resolution=None, preset=None, xflip=False, conditional=False, max_images=None,
-                cache=None, fid_samples=FID_SAMPLES) -> ImageDataSet:
+def imagefolder(*, path: Optional[str] = None, resolution: Optional[int] = None, preset: Optional[str] = None, xflip: bool = False,
+                conditional: bool = False, max_images: Optional[int] = None, cache: Optional[bool] = None,
+                fid_samples: int = FID_SAMPLES) -> ImageDataSet:
     """A folder or .zip of PNG/JPEG images at the preset resolution (FFHQ, ImageNet); labels from dataset.json."""
     if not path:
         raise ConfigError("dataset_args.path: required (a folder or .zip of images)")

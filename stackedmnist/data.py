@@ -7,6 +7,8 @@ dataset tool (`create_mnistrgb`), and scaled to [-1, 1]. An optional smaller `re
 presets) downsamples bilinearly (antialiased); the classifier scales samples back up to read them.
 """
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -115,6 +117,6 @@ class StackedMNIST:
 
 
 @register_dataset("stackedmnist", check=check_options, kind="stackedmnist")
-def stacked_mnist(root=None, resolution: int = NATIVE_RESOLUTION) -> StackedMNIST:
+def stacked_mnist(*, root: Optional[str] = None, resolution: int = NATIVE_RESOLUTION) -> StackedMNIST:
     """Stacked MNIST, 1000 modes; root from `root` or $R3BENCH_DATA; `resolution` 32 (paper) or smaller."""
     return StackedMNIST(root, resolution)

@@ -98,26 +98,26 @@ def save_scatter(data, samples, path) -> None:
 
 
 @register_dataset("25gaussians", kind="toy_mixture")
-def twenty_five_gaussians(std: float = 0.05) -> GaussianMixture:
+def twenty_five_gaussians(*, std: float = 0.05) -> GaussianMixture:
     """5x5 grid of Gaussians at {-4,-2,0,2,4}^2, std 0.05 (PacGAN)."""
     grid = [(x, y) for x in (-4, -2, 0, 2, 4) for y in (-4, -2, 0, 2, 4)]
     return GaussianMixture("25gaussians", grid, std)
 
 
 @register_dataset("ring8", kind="toy_mixture")
-def ring8(std: float = 0.01) -> GaussianMixture:
+def ring8(*, std: float = 0.01) -> GaussianMixture:
     """8 Gaussians on the unit circle at angles 2 pi k / 8, std 0.01 (PacGAN)."""
     means = [(math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)) for k in range(8)]
     return GaussianMixture("ring8", means, std)
 
 
 @register_dataset("circle", kind="toy_curve")
-def circle(noise: float = CURVE_NOISE) -> Curve:
+def circle(*, noise: float = CURVE_NOISE) -> Curve:
     """Uniform on the unit circle plus small Gaussian noise."""
     return Curve("circle", noise)
 
 
 @register_dataset("line", kind="toy_curve")
-def line(noise: float = CURVE_NOISE) -> Curve:
+def line(*, noise: float = CURVE_NOISE) -> Curve:
     """Uniform on the segment from (-1, 0) to (1, 0) plus small Gaussian noise."""
     return Curve("line", noise)

@@ -4,7 +4,7 @@ import inspect
 import pytest
 
 from roadmap.errors import ConfigError
-from roadmap.registry import create_dataset, create_model, is_image_dataset, list_models, model_builder
+from roadmap.registry import builder_parameters, create_dataset, create_model, is_image_dataset, list_datasets, list_models, model_builder
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -12,6 +12,16 @@ def test_every_configuration_declares_its_options_keyword_only_and_annotated(nam
     parameters = inspect.signature(model_builder(name)).parameters.values()
     assert parameters and all(p.kind == p.KEYWORD_ONLY for p in parameters), name
     assert all(p.annotation is not p.empty for p in parameters), name
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_data_set_declares_its_options_keyword_only_and_annotated(name):
+    from roadmap import registry
+
+    parameters = inspect.signature(registry._dataset_builders[name]).parameters.values()
+    assert parameters and all(p.kind == p.KEYWORD_ONLY for p in parameters), name
+    assert all(p.annotation is not p.empty for p in parameters), name
+    assert set(builder_parameters("data set", name)) == {p.name for p in parameters}
 
 
 def test_a_row_signature_holds_the_rows_own_defaults():
