@@ -144,28 +144,54 @@ def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL
 
 def generate_chunks(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
     """The samples of `generate`, the same numbers, as float chunks of `batch` left on `device` (streaming evaluation)."""
-    rng = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for start in range(0, n, batch):
-            size = min(batch, n - start)
-            z = torch.randn(size, latent_dim, generator=rng).to(device)
-            labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
-            yield generator(z, labels).float()
+        for z, labels in _latents(latent_dim, num_classes, n, batch, seed):
+            yield generator(z.to(device), None if labels is None else labels.to(device)).float()
+
+
+def _latents(latent_dim, num_classes, n, batch, seed):
+    """(z [<= batch, latent_dim], labels [<= batch] or None) of `generate`'s chunks, drawn on the CPU in order."""
+    rng = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        z = torch.randn(size, latent_dim, generator=rng)
+        yield z, torch.randint(num_classes, (size,), generator=rng) if num_classes else None
 
 
 class Samples:
     """What a data set's `evaluate` gets: called with n, all n samples on the CPU (every data set);
     `chunks(n)` yields the same samples chunk by chunk on `device`, so an evaluation that streams
-    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device."""
+    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device;
+    `blocks(n, size)` yields the blocks of them that this rank (of `world`) maps in a shared evaluation
+    (roadmap/evaluation.py)."""
 
-    def __init__(self, generator, latent_dim: int, num_classes: int, device):
+    BATCH = 256  # samples per generator call, as `generate`
+
+    def __init__(self, generator, latent_dim: int, num_classes: int, device, rank: int = 0, world: int = 1):
         self.generator, self.latent_dim, self.num_classes, self.device = generator, latent_dim, num_classes, device
+        self.rank, self.world = rank, world
 
     def __call__(self, n: int) -> torch.Tensor:
-        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device)
+        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device, self.BATCH)
 
     def chunks(self, n: int):
-        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device)
+        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device, self.BATCH)
+
+    def blocks(self, n: int, size: int):
+        """Blocks k = rank, rank + world, ... of the n samples of `chunks(n)` on `device` ([size, ...], the last
+        shorter): the latents of every chunk are drawn in order (the other ranks' too, and dropped), so a block is
+        the samples one process makes at its positions."""
+        if size % self.BATCH:
+            raise ValueError(f"a block of {size} samples is not a whole number of generator batches ({self.BATCH})")
+        per_block, block = size // self.BATCH, []
+        with torch.no_grad():
+            for chunk, (z, labels) in enumerate(_latents(self.latent_dim, self.num_classes, n, self.BATCH, EVAL_SEED)):
+                if (chunk // per_block) % self.world != self.rank:
+                    continue
+                block.append(self.generator(z.to(self.device), None if labels is None else labels.to(self.device)).float())
+                if len(block) == per_block or chunk == math.ceil(n / self.BATCH) - 1:
+                    yield torch.cat(block)
+                    block = []
 
 
 def rank_seed(seed: int, rank: int, stream: str, step: int = 0) -> int:
