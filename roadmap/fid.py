@@ -18,6 +18,7 @@ from roadmap.errors import unknown
 
 INCEPTION_METRIC = "fid"
 REAL_CHUNK = 1024  # real images decoded and written per chunk in the streaming path
+FAKE_BLOCK = 256  # generated images per block of a shared evaluation (one generator batch; a round of W blocks reaches rank 0 at once)
 INCEPTION_FILE = "/tmp/inception-2015-12-05.pt"  # where clean-fid looks for (and downloads) its weights
 
 
@@ -59,13 +60,18 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def write_pngs(images: torch.Tensor, folder, chunk: int = 1024, first: int = 0) -> None:
     """Write images [N, 3, H, W] in [-1, 1] as folder/000000.png ... (numbered from `first`)."""
+    for start in range(0, len(images), chunk):
+        write_pixels(to_uint8(images[start:start + chunk]), folder, first + start)
+
+
+def write_pixels(pixels: np.ndarray, folder, first: int = 0) -> None:
+    """Write uint8 images [N, H, W, 3] as folder/<first>.png, <first + 1>.png, ..."""
     from PIL import Image
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(images), chunk):
-        for offset, array in enumerate(to_uint8(images[start:start + chunk])):
-            Image.fromarray(array).save(folder / f"{first + start + offset:06d}.png")
+    for offset, array in enumerate(pixels):
+        Image.fromarray(array).save(folder / f"{first + offset:06d}.png")
 
 
 def _inception(device):
@@ -135,23 +141,30 @@ def real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
 def fid_against_data(generate, data, n: int, features=None, device=None) -> float:
     """Metric value of generate(n) [n, 3, H, W] against n real samples of `data`.
 
-    Streaming when `generate` has `chunks(n)` (roadmap.trainer.Samples) and `data` reads images
+    Streaming when `generate` has `blocks` (roadmap.trainer.Samples) and `data` reads images
     by index: generated and real images go to PNG files one chunk at a time and clean-fid reads
     them back in batches, so host memory holds a chunk, not n images (50k FFHQ-256 samples are
     39 GB in float32); features are computed on `generate.device` (the training device). The
-    files, hence the value, are those of the whole-tensor path.
+    files, hence the value, are those of the whole-tensor path. On several ranks each generates its
+    share of the blocks (roadmap/evaluation.py) and rank 0 writes their pixels, reads the real images
+    and runs the feature network; the other ranks return None.
     """
     device = torch.device(device if device is not None else getattr(generate, "device", "cpu"))
     if features is None:
         _inception(device)  # fail fast offline, before generating n samples
-    if not (callable(getattr(generate, "chunks", None)) and hasattr(data, "uint8")):
+    if not (callable(getattr(generate, "blocks", None)) and hasattr(data, "uint8")):
         return next(iter(frechet_distance(generate(n), real_samples(data, n), features, device).values()))
+    from roadmap.evaluation import map_blocks
+
+    blocks = map_blocks(generate, n, FAKE_BLOCK, lambda images: (torch.from_numpy(to_uint8(images)),))
+    if blocks is None:
+        return None
     with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
         fake, real = Path(folder) / "fake", Path(folder) / "real"
         start = 0
-        for chunk in generate.chunks(n):
-            write_pngs(chunk, fake, first=start)
-            start += len(chunk)
+        for (pixels,) in blocks:
+            write_pixels(pixels.numpy(), fake, first=start)
+            start += len(pixels)
         index = torch.randint(data.count, (n,), generator=torch.Generator().manual_seed(0))  # real_samples' draw
         for begin in range(0, n, REAL_CHUNK):
             write_pngs(data.uint8(index[begin:begin + REAL_CHUNK]).float() / 127.5 - 1.0, real, first=begin)

@@ -93,7 +93,9 @@ class DataSource(Protocol):
         """Return (samples [batch_size, *shape] float32, labels [batch_size] int64 or None)."""
 
     def evaluate(self, generate: Callable[[int], torch.Tensor]) -> dict:
-        """Score a generator (generate(n) -> samples [n, *shape]); returns flat float/int metrics."""
+        """Score a generator (generate(n) -> samples [n, *shape]); returns flat float/int metrics. In a run, `generate`
+        is a roadmap.trainer.Samples, called on every rank: a data set that streams maps over its blocks
+        (roadmap.evaluation.map_blocks) and returns its metrics on rank 0 only (the others' results are unused)."""
 
     def save_samples(self, samples: torch.Tensor, path) -> None:
         """Write a picture of generated samples (scatter plot or image grid) to `path`."""

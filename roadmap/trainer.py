@@ -11,7 +11,8 @@ the run whose settings and shapes it holds (the rule of roadmap.config.settings_
 Multi-GPU (torch.distributed, started by runners/job.py): every rank draws the same global
 batch from the same generators and trains on its own slice; gradients and statistics are
 averaged over ranks, so N ranks follow the trajectory of one process with the global batch
-(up to float reduction order). Only rank 0 writes files; summary.json and the reason of a failure
+(up to float reduction order). Every rank takes part in an evaluation, generating its share of the
+samples (roadmap/evaluation.py); only rank 0 writes files; summary.json and the reason of a failure
 come from roadmap/outcome.py, as for every way a run ends.
 """
 import copy
@@ -144,28 +145,54 @@ def generate(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL
 
 def generate_chunks(generator, latent_dim, num_classes, n, device, batch=256, seed=EVAL_SEED):
     """The samples of `generate`, the same numbers, as float chunks of `batch` left on `device` (streaming evaluation)."""
-    rng = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for start in range(0, n, batch):
-            size = min(batch, n - start)
-            z = torch.randn(size, latent_dim, generator=rng).to(device)
-            labels = torch.randint(num_classes, (size,), generator=rng).to(device) if num_classes else None
-            yield generator(z, labels).float()
+        for z, labels in _latents(latent_dim, num_classes, n, batch, seed):
+            yield generator(z.to(device), None if labels is None else labels.to(device)).float()
+
+
+def _latents(latent_dim, num_classes, n, batch, seed):
+    """(z [<= batch, latent_dim], labels [<= batch] or None) of `generate`'s chunks, drawn on the CPU in order."""
+    rng = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch):
+        size = min(batch, n - start)
+        z = torch.randn(size, latent_dim, generator=rng)
+        yield z, torch.randint(num_classes, (size,), generator=rng) if num_classes else None
 
 
 class Samples:
     """What a data set's `evaluate` gets: called with n, all n samples on the CPU (every data set);
     `chunks(n)` yields the same samples chunk by chunk on `device`, so an evaluation that streams
-    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device."""
+    (roadmap/fid.py) holds one chunk at a time, whatever n is, and scores on the training device;
+    `blocks(n, size)` yields the blocks of them that this rank (of `world`) maps in a shared evaluation
+    (roadmap/evaluation.py)."""
 
-    def __init__(self, generator, latent_dim: int, num_classes: int, device):
+    BATCH = 256  # samples per generator call, as `generate`
+
+    def __init__(self, generator, latent_dim: int, num_classes: int, device, rank: int = 0, world: int = 1):
         self.generator, self.latent_dim, self.num_classes, self.device = generator, latent_dim, num_classes, device
+        self.rank, self.world = rank, world
 
     def __call__(self, n: int) -> torch.Tensor:
-        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device)
+        return generate(self.generator, self.latent_dim, self.num_classes, n, self.device, self.BATCH)
 
     def chunks(self, n: int):
-        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device)
+        return generate_chunks(self.generator, self.latent_dim, self.num_classes, n, self.device, self.BATCH)
+
+    def blocks(self, n: int, size: int):
+        """Blocks k = rank, rank + world, ... of the n samples of `chunks(n)` on `device` ([size, ...], the last
+        shorter): the latents of every chunk are drawn in order (the other ranks' too, and dropped), so a block is
+        the samples one process makes at its positions."""
+        if size % self.BATCH:
+            raise ValueError(f"a block of {size} samples is not a whole number of generator batches ({self.BATCH})")
+        per_block, block = size // self.BATCH, []
+        with torch.no_grad():
+            for chunk, (z, labels) in enumerate(_latents(self.latent_dim, self.num_classes, n, self.BATCH, EVAL_SEED)):
+                if (chunk // per_block) % self.world != self.rank:
+                    continue
+                block.append(self.generator(z.to(self.device), None if labels is None else labels.to(self.device)).float())
+                if len(block) == per_block or chunk == math.ceil(n / self.BATCH) - 1:
+                    yield torch.cat(block)
+                    block = []
 
 
 def rank_seed(seed: int, rank: int, stream: str, step: int = 0) -> int:
@@ -302,7 +329,7 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     _rank_streams(config, rank, step, streams.augment)
     broadcast_from_rank0((generator, discriminator, generator_ema), world_size)
     loader = _image_loader(config, data, part, streams.data, device)  # after resuming: it copies the data stream's state
-    sample, drift = Samples(generator_ema, pair.latent_dim, data.num_classes, device), ScoreDrift(checkpoint)
+    sample, drift = Samples(generator_ema, pair.latent_dim, data.num_classes, device, rank, world_size), ScoreDrift(checkpoint)
 
     # Main loop.
     duration_nimg, tick_nimg, burn_in_nimg = int(config.duration_kimg * 1000), config.tick_kimg * 1000, config.burn_in_kimg * 1000
@@ -340,8 +367,10 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
         if tick_due or status == "diverged":
             tick, now = tick + 1, time.time()
             row = _tick_row(tick, nimg, wall_before + now - start_time, now - tick_start, statistics, device, world_size)
-            if writer and status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
-                row.update(_scores(data, sample, drift, config))
+            if status != "diverged" and config.score_ticks and tick % config.score_ticks == 0 and nimg < duration_nimg:
+                scores = _scores(data, sample, drift, config)  # every rank takes part; rank 0's are the scores
+                if writer:
+                    row.update(scores)
             if writer:
                 _write_tick(run_dir, row, board, nimg, echo=bar is None and progress)
             statistics, tick_start = TickStatistics(), now
@@ -353,8 +382,8 @@ def train(config: RunConfig, run_dir, progress: bool = False) -> dict:
     if bar is not None:
         bar.close()
 
-    # Finish (rank 0 evaluates and writes; the other ranks are done).
-    metrics = _final_evaluation(data, sample, generator_ema, config, run_dir) if status == "completed" and writer else {}
+    # Finish (every rank evaluates its share; rank 0 collects the metrics and writes).
+    metrics = _final_evaluation(data, sample, generator_ema, config, run_dir, writer) if status == "completed" else {}
     summary = run_summary(config, run_dir, status, reason=reason, kimg=nimg / 1000, diverged_kimg=diverged_kimg, metrics=metrics,
                           wall_seconds=round(wall_before + time.time() - start_time, 3), device=_device_name(device),
                           stability=_stability(run_dir) if writer else {}, fingerprint=_fingerprint(config) if writer else None)
@@ -608,11 +637,14 @@ def _save_checkpoint(run_dir: Path, networks: dict, optimization, streams: Rando
         **position, config=resolved, drift_samples=drift.previous))
 
 
-def _final_evaluation(data, sample, generator_ema, config: RunConfig, run_dir: Path) -> dict:
-    """The data set's metrics of G_ema at the end of a completed run, and its sample sheet."""
+def _final_evaluation(data, sample, generator_ema, config: RunConfig, run_dir: Path, writer: bool) -> dict:
+    """The data set's metrics of G_ema at the end of a completed run (every rank takes part), and its sample sheet;
+    rank 0 returns the metrics and writes the sheet, the other ranks return {}."""
     generator_ema.eval()
     kwargs = {} if config.eval_samples is None else dict(n=config.eval_samples)
     metrics = data.evaluate(sample, **kwargs)
+    if not writer:
+        return {}
     files.make_dirs(run_dir / "samples")
     data.save_samples(sample(64 if len(data.shape) > 1 else 2500), run_dir / "samples" / "final.png")
     return metrics

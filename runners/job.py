@@ -27,7 +27,7 @@ from runners import lock
 from runners.run_folder import DONE_STATES, refusal, run_state, settings_difference
 
 PARENT_POLL_SECONDS = 0.5
-COLLECTIVE_TIMEOUT_MIN = 240  # longest wait of a rank in a collective (rank 0's final evaluation included)
+COLLECTIVE_TIMEOUT_MIN = 240  # longest wait of a rank in a collective (the part of an evaluation rank 0 does alone included)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -169,8 +169,9 @@ def _join_process_group() -> tuple:
     # One GPU per rank: CUDA_VISIBLE_DEVICES = local rank, set before anything touches CUDA
     # (harmless on CPU hosts, where the gloo backend is used).
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
-    # Only rank 0 evaluates at the end of a run while the others wait in the next run's first collective:
-    # the timeout must outlast an evaluation (FID-50k at 256 px), not NCCL's default 10 minutes.
+    # Every rank generates its share of an evaluation's samples (roadmap/evaluation.py), but rank 0 alone finishes
+    # it (FID: clean-fid's Inception pass over 50k + 50k PNGs, minutes on one GPU) while the others wait in the next
+    # collective: the timeout must outlast that tail, not NCCL's default 10 minutes.
     torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo",
                                          timeout=datetime.timedelta(minutes=COLLECTIVE_TIMEOUT_MIN))
     return torch.distributed.get_rank(), torch.distributed.get_world_size()

@@ -5,6 +5,7 @@ Trained once on MNIST's training split and cached in a user cache folder ($R3BEN
 change of recipe retrains instead of silently reusing stale weights; the test accuracy and the
 training time are stored beside the weights (a .pt file and a .json file with the same stem).
 """
+import copy
 import hashlib
 import json
 import os
@@ -176,6 +177,20 @@ def load_classifier(root=None, progress: bool = True) -> DigitClassifier:
     model.eval().requires_grad_(False)
     _loaded[path] = model
     return model
+
+
+_placed: dict = {}  # (id of the model, device) -> its copy there, made once per evaluation device
+
+
+def classifier_on(model: DigitClassifier, device) -> DigitClassifier:
+    """`model` on `device` (itself on its own device), so that samples are scored where they are generated."""
+    device = torch.device(device)
+    if next(model.parameters()).device == device:
+        return model
+    key = (id(model), str(device))
+    if key not in _placed:
+        _placed[key] = copy.deepcopy(model).to(device)
+    return _placed[key]
 
 
 def read_back(digits: torch.Tensor, resolution: int) -> torch.Tensor:

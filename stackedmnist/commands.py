@@ -29,10 +29,10 @@ def register(subparsers) -> None:
 
 
 def _run_generator(run_dir: Path, data_root):
-    """(data source, generate(n) -> samples) rebuilt from a run folder's checkpoint."""
+    """(data source, the EMA generator's samples: roadmap.trainer.Samples) rebuilt from a run folder's checkpoint."""
     from roadmap import files
     from roadmap.registry import create_dataset, create_model
-    from roadmap.trainer import generate
+    from roadmap.trainer import Samples
 
     if not run_dir.is_dir():
         raise ConfigError(f"--run: no run folder {str(run_dir)!r}")
@@ -49,16 +49,15 @@ def _run_generator(run_dir: Path, data_root):
     pair = create_model(config["model"], **(config.get("model_args") or {}))
     pair.generator.load_state_dict(checkpoint["generator_ema"])
     pair.generator.eval().requires_grad_(False)
-    return data, lambda n: generate(pair.generator, pair.latent_dim, 0, n, torch.device("cpu"))
+    return data, Samples(pair.generator, pair.latent_dim, 0, torch.device("cpu"))  # streamed a block at a time
 
 
 def score_real(n: int = EVAL_SAMPLES, resolution: int = NATIVE_RESOLUTION, data_root=None) -> dict:
     """Modes and KL of n real stacked samples (fixed seed): the ceiling row of every Stacked MNIST table."""
-    from stackedmnist.data import StackedMNIST
+    from stackedmnist.data import RealSamples, StackedMNIST
 
     data = StackedMNIST(data_root, resolution)
-    rng = torch.Generator().manual_seed(REAL_SEED)
-    return data.evaluate(lambda count: data.sample(count, rng)[0], n=n)
+    return data.evaluate(RealSamples(data, REAL_SEED), n=n)
 
 
 def evaluate_command(args) -> int:

@@ -21,6 +21,10 @@ EVAL_SAMPLES = 26_000  # the PacGAN/VEEGAN protocol scores 26,000 generated samp
 MNIST_PAD = 2  # pixels of zero padding on each side: 28 -> 32 (Progressive GAN dataset tool)
 NATIVE_RESOLUTION = 32
 REAL_FEATURE_SEED = 2024  # the real samples that fd_mnist_classifier compares against, fixed across runs
+# Samples per evaluation block: a whole number of the classifier's batches (512) and of the gate's distance blocks
+# (quality._CHUNK channels: 4096 samples x 3 channels are 3 of them), so every batch the classifier and cdist see is
+# the one the whole-tensor computation sees, and the scores are bitwise the same; 16 generator calls of 256.
+EVAL_BLOCK = 4096
 
 
 def check_options(root=None, resolution: int = NATIVE_RESOLUTION) -> None:
@@ -69,16 +73,22 @@ class StackedMNIST:
     def evaluate(self, generate, n: int = EVAL_SAMPLES) -> dict:
         """Mode count, reverse KL to uniform, modes with >= MIN_MODE_COUNT samples, classifier accuracy, and
         `fd_mnist_classifier`: the Frechet distance to n real samples in the mode classifier's feature
-        space (a FID-like number at CPU scale; never to be read as Inception FID)."""
-        from stackedmnist.classifier import classify_with_confidence, features, load_classifier
-        from stackedmnist.quality import channel_tests
+        space (a FID-like number at CPU scale; never to be read as Inception FID).
+
+        Streams (roadmap/evaluation.py): blocks of EVAL_BLOCK samples are generated, classified and gated on
+        the device they are made on, shared by the ranks; what stays is a few numbers per sample (mode,
+        verdict) and the classifier features [n, 384], which numpy's covariance (the exact Frechet distance, as
+        before streaming) needs all of. Returns {} on a rank other than 0 (rank 0 collects the scores)."""
+        from roadmap.evaluation import map_blocks
+        from stackedmnist.classifier import load_classifier
 
         model = load_classifier(self.root)
-        samples = generate(n).cpu()
-        digits, confidence = classify_with_confidence(samples, model)
-        modes = metrics.modes_from_digits(digits)
-        recognisable = channel_tests(samples, confidence, self.quality_gate(model)).all(1)
-        distance = metrics.frechet_distance(features(samples, model), self._real_features(n, model))
+        gate = self.quality_gate(model)
+        blocks = map_blocks(generate, n, EVAL_BLOCK, lambda samples: _score_block(samples, model, gate))
+        if blocks is None:
+            return {}
+        modes, recognisable, fake_features = (torch.cat(parts) for parts in zip(*blocks))
+        distance = metrics.distance_of_gaussians(metrics.gaussian(fake_features), self._real_gaussian(n, model))
         return dict(metrics.stacked_mnist_metrics(modes), **metrics.recognisable_metrics(modes, recognisable),
                     classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
 
@@ -94,13 +104,15 @@ class StackedMNIST:
             self._real_feature_cache["gate"] = fit_gate(reference, calibration, classify_with_confidence(calibration, model)[1])
         return self._real_feature_cache["gate"]
 
-    def _real_features(self, n: int, model):
-        """Classifier features of n real samples drawn with a fixed seed (computed once per n)."""
-        from stackedmnist.classifier import features
+    def _real_gaussian(self, n: int, model) -> tuple:
+        """(mean, covariance) of the classifier features of n real samples drawn with a fixed seed, featurised a block
+        at a time; computed once per n and kept as the Gaussian, not the n features."""
+        from stackedmnist.classifier import classifier_on, features
 
         if n not in self._real_feature_cache:
-            images, _ = self.sample_with_modes(n, torch.Generator().manual_seed(REAL_FEATURE_SEED))
-            self._real_feature_cache[n] = features(images.cpu(), model)
+            blocks = RealSamples(self, REAL_FEATURE_SEED).blocks(n, EVAL_BLOCK)
+            real = torch.cat([features(images, classifier_on(model, images.device)).cpu() for images in blocks])
+            self._real_feature_cache[n] = metrics.gaussian(real)
         return self._real_feature_cache[n]
 
     def to(self, device):
@@ -114,6 +126,37 @@ class StackedMNIST:
         from roadmap.images import save_image_grid
 
         save_image_grid(samples, path)
+
+
+class RealSamples:
+    """Real samples of `data` from a fixed seed, in place of a generator's: called with n, n samples drawn at once;
+    `blocks(n, size)` the same samples a block at a time (torch draws a block's indices as the next ones of one
+    draw of n), for `map_blocks` (roadmap/evaluation.py) in one process."""
+
+    rank, world = 0, 1
+
+    def __init__(self, data: StackedMNIST, seed: int):
+        self.data, self.seed = data, seed
+
+    def __call__(self, n: int) -> torch.Tensor:
+        return self.data.sample(n, torch.Generator().manual_seed(self.seed))[0]
+
+    def blocks(self, n: int, size: int):
+        generator = torch.Generator().manual_seed(self.seed)
+        for start in range(0, n, size):
+            yield self.data.sample(min(size, n - start), generator)[0]
+
+
+def _score_block(samples, model, gate) -> tuple:
+    """(modes int64 [N], recognisable bool [N], classifier features [N, 384]) on the host, of samples [N, 3, r, r]
+    scored on their own device."""
+    from stackedmnist.classifier import classifier_on, classify_with_confidence, features
+    from stackedmnist.quality import channel_tests
+
+    model = classifier_on(model, samples.device)
+    digits, confidence = classify_with_confidence(samples, model)
+    recognisable = channel_tests(samples, confidence, gate).all(1)
+    return metrics.modes_from_digits(digits).cpu(), recognisable.cpu(), features(samples, model).cpu()
 
 
 @register_dataset("stackedmnist", check=check_options, kind="stackedmnist")

@@ -39,9 +39,10 @@ class Gate:
 
 
 def nearest_distance(channels: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Channels [K, H*W] -> Euclidean distance to the nearest reference channel [M, H*W], float32 [K]."""
-    return torch.cat([torch.cdist(channels[i:i + _CHUNK].float(), reference.float()).min(1).values
-                      for i in range(0, len(channels), _CHUNK)]) if len(channels) else torch.zeros(0)
+    """Channels [K, H*W] -> Euclidean distance to the nearest reference channel [M, H*W], float32 [K] (on the channels' device)."""
+    reference = reference.float().to(channels.device)
+    return torch.cat([torch.cdist(channels[i:i + _CHUNK].float(), reference).min(1).values
+                      for i in range(0, len(channels), _CHUNK)]) if len(channels) else torch.zeros(0, device=channels.device)
 
 
 def sharpness(images: torch.Tensor) -> torch.Tensor:
