@@ -151,4 +151,15 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     report_md = out_dir / "report.md"
     files.write_text(report_md, to_markdown(report))
     files.write_text(out_dir / "report.html", to_html(report, out_dir / "figures"))
+    written = {table.name for table in reference_tables + [board] + tables} | ({"unclaimed"} if unclaimed is not None else set())
+    _remove_stale_outputs(out_dir, written, {figure.name for figure in report.figures})
     return report_md
+
+
+def _remove_stale_outputs(out_dir: Path, tables: set, figures: set) -> None:
+    """Delete tables/*.md|tex and figures/*.png|pdf that this build did not write: a table or figure whose runs are
+    gone (retired evidence) must not linger beside the new ones, where the README splice would still show it."""
+    for folder, names, suffixes in (("tables", tables, (".md", ".tex")), ("figures", figures, (".png", ".pdf"))):
+        for path in sorted((out_dir / folder).glob("*")) if (out_dir / folder).is_dir() else []:
+            if path.is_file() and path.suffix in suffixes and path.stem not in names:
+                path.unlink()

@@ -174,3 +174,20 @@ def test_learning_curves_and_the_discrete_dirac_map_are_drawn_from_results(make_
     text = build_report(make_run.root, tmp_path / "out", portrait_steps=20).read_text()
     assert "![Learning curves (curves): periodic scores over kimg](figures/learning-curves-curves.png)" in text
     assert (tmp_path / "out" / "figures" / "dirac-discrete.png").exists() and "Discrete-time DiracRpGAN" in text
+
+
+def test_a_rebuild_removes_tables_and_figures_whose_runs_are_gone(make_run, tmp_path):
+    _quick_results(make_run)
+    out = tmp_path / "report"
+    build_report(make_run.root, out, portrait_steps=20)
+    (out / "figures" / "stability-map.png").write_bytes(b"old")  # a figure of retired evidence
+    (out / "tables" / "stability.md").write_text("old")
+    (out / "figures" / "notes.txt").write_text("the user's")  # not a report output: kept
+    import shutil
+
+    shutil.rmtree(make_run.root / "quick")  # the toy runs retired
+    build_report(make_run.root, out, portrait_steps=20)
+    assert not (out / "figures" / "stability-map.png").exists() and not (out / "tables" / "stability.md").exists()
+    assert not (out / "tables" / "toy-mixtures.md").exists() and not (out / "figures" / "toy-samples.png").exists()
+    assert (out / "tables" / "table1.md").exists() and (out / "figures" / "figure1.png").exists()
+    assert (out / "figures" / "notes.txt").exists()
