@@ -8,7 +8,6 @@ positions (`roadmap.trainer.Samples.blocks`), so the scores do not depend on the
 """
 import math
 
-import torch
 import torch.distributed as dist
 
 
