@@ -17,8 +17,7 @@ import torch
 from roadmap.errors import unknown
 
 INCEPTION_METRIC = "fid"
-REAL_CHUNK = 1024  # real images decoded and written per chunk in the streaming path
-FAKE_BLOCK = 256  # generated images per block of a shared evaluation (one generator batch; a round of W blocks reaches rank 0 at once)
+EVAL_BLOCK = 256  # images per block of a shared evaluation, generated and real (one generator batch; clean-fid's batch here)
 INCEPTION_FILE = "/tmp/inception-2015-12-05.pt"  # where clean-fid looks for (and downloads) its weights
 
 
@@ -141,13 +140,13 @@ def real_samples(data, n: int, seed: int = 0) -> torch.Tensor:
 def fid_against_data(generate, data, n: int, features=None, device=None) -> float:
     """Metric value of generate(n) [n, 3, H, W] against n real samples of `data`.
 
-    Streaming when `generate` has `blocks` (roadmap.trainer.Samples) and `data` reads images
-    by index: generated and real images go to PNG files one chunk at a time and clean-fid reads
-    them back in batches, so host memory holds a chunk, not n images (50k FFHQ-256 samples are
-    39 GB in float32); features are computed on `generate.device` (the training device). The
-    files, hence the value, are those of the whole-tensor path. On several ranks each generates its
-    share of the blocks (roadmap/evaluation.py) and rank 0 writes their pixels, reads the real images
-    and runs the feature network; the other ranks return None.
+    Streaming when `generate` has `blocks` (roadmap.trainer.Samples) and `data` reads images by index:
+    the generated and the real images are featurised a block at a time on `generate.device` (the training
+    device), clean-fid's folder pipeline in memory (`_block_features`), and only the features' running moments
+    stay (roadmap/moments.py), so host memory does not grow with n (50k FFHQ-256 samples are 39 GB in float32).
+    On several ranks every rank featurises its share of the blocks, fake and real (roadmap/evaluation.py), and
+    rank 0 adds them up in block order and returns the value; the other ranks return None. The value is the
+    whole-tensor path's up to the float64 summation order of the moments (tests/roadmap/test_streaming_eval.py).
     """
     device = torch.device(device if device is not None else getattr(generate, "device", "cpu"))
     if features is None:
@@ -155,17 +154,50 @@ def fid_against_data(generate, data, n: int, features=None, device=None) -> floa
     if not (callable(getattr(generate, "blocks", None)) and hasattr(data, "uint8")):
         return next(iter(frechet_distance(generate(n), real_samples(data, n), features, device).values()))
     from roadmap.evaluation import map_blocks
+    from roadmap.moments import distance_of_gaussians, moments_of
 
-    blocks = map_blocks(generate, n, FAKE_BLOCK, lambda images: (torch.from_numpy(to_uint8(images)),))
-    if blocks is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="r3bench-fid-") as folder:
-        fake, real = Path(folder) / "fake", Path(folder) / "real"
-        start = 0
-        for (pixels,) in blocks:
-            write_pixels(pixels.numpy(), fake, first=start)
-            start += len(pixels)
-        index = torch.randint(data.count, (n,), generator=torch.Generator().manual_seed(0))  # real_samples' draw
-        for begin in range(0, n, REAL_CHUNK):
-            write_pngs(data.uint8(index[begin:begin + REAL_CHUNK]).float() / 127.5 - 1.0, real, first=begin)
-        return next(iter(frechet_distance_of_folders(fake, real, features, device).values()))
+    featurise = _block_features(features, device)
+    real = _RealPixels(data, n, generate.rank, generate.world)
+    gaussians = []
+    for source, to_pixels in ((generate, to_uint8), (real, lambda pixels: pixels.numpy())):
+        blocks = map_blocks(source, n, EVAL_BLOCK, lambda images, to_pixels=to_pixels: (featurise(to_pixels(images)),))
+        if blocks is not None:  # rank 0; the others have sent their share
+            gaussians.append(moments_of(block for block, in blocks))
+    return distance_of_gaussians(*gaussians) if gaussians else None
+
+
+def _block_features(features, device):
+    """A function uint8 pixels [B, H, W, 3] -> features float32 [B, F] on the host: clean-fid's folder pipeline
+    in memory (the pixels are what PIL reads back from their lossless PNG; clean-fid's resize per image, to a
+    float tensor as its ToTensor makes it, the network on the batch on `device`)."""
+    if features is None:
+        from cleanfid.resize import build_resizer
+
+        extractor, resize = _inception(device), build_resizer("clean")
+        network = lambda batch: extractor(batch.to(device))  # noqa: E731  (clean-fid's get_batch_features)
+    else:
+        if not callable(features):
+            metric_name(features)  # an unknown name: one clear error
+            features = _feature_networks[features][1]()
+        network, resize = _custom_extractor(features, device), _identity_resize
+
+    def featurise(pixels: np.ndarray) -> torch.Tensor:
+        batch = torch.stack([torch.from_numpy(np.ascontiguousarray(resize(image).transpose(2, 0, 1))) for image in pixels])
+        with torch.no_grad():
+            return network(batch).float().cpu()
+
+    return featurise
+
+
+class _RealPixels:
+    """The n real images of `real_samples`' draw (seed 0, no flips) as uint8 [B, 3, H, W] blocks of a rank's share,
+    dealt as roadmap.trainer.Samples deals the generated ones (block k to rank k mod world)."""
+
+    def __init__(self, data, n: int, rank: int, world: int):
+        self.data, self.rank, self.world = data, rank, world
+        self.index = torch.randint(data.count, (n,), generator=torch.Generator().manual_seed(0))  # real_samples' draw
+
+    def blocks(self, n: int, size: int):
+        for block, start in enumerate(range(0, n, size)):
+            if block % self.world == self.rank:
+                yield self.data.uint8(self.index[start:start + size]).permute(0, 2, 3, 1)

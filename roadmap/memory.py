@@ -15,10 +15,14 @@ estimate = static + micro-batch x (per-sample graph of the larger phase) x TRANS
   tests/roadmap/test_memory.py keeps the estimate within a factor of 1.5 of that measurement;
 - not included: the CUDA context and cuDNN workspaces (~0.5-1 GiB), the allocator's fragmentation,
   the data loader's pinned buffers.
-The pair is placed on the plain operators whatever the device (the meta device's own, and the CPU
-calibration's), so the estimate sizes the plain graph; a CUDA run computes through the fast ones
-(networks/cpu_ops.py: their own autograd Functions, channels_last copies), whose saved graph differs
-in detail and is not calibrated here.
+The pair is placed on the plain operators whatever the device, so the estimate sizes the plain graph.
+A CPU or CUDA run computes through the fast ones (networks/cpu_ops.py), which save less: measured on
+the CPU, their step's peak is 0.59-0.63x this estimate (small ResNet, E at width 1/8; the plain path's
+is 0.83-0.85x), so the estimate is an upper bound for them and `choose_micro_batch` errs toward fitting
+(tests/roadmap/test_memory.py holds both). The fast graph is not counted directly: on the meta device
+layouts do not propagate as on the CPU and CUDA (a convolution's gradient comes back contiguous, not
+channels_last), so the fast operators' layout copies would be counted as saved tensors that a real
+device never makes (+67% for E's D phase at width 1/8).
 """
 import dataclasses
 import functools

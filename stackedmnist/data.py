@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from roadmap.errors import ConfigError
+from roadmap.moments import FeatureMoments, distance_of_gaussians, moments_of
 from roadmap.registry import register_dataset
 from stackedmnist import metrics
 from stackedmnist.mnist import data_root, load_mnist  # noqa: F401  (load_mnist: part of this module's API)
@@ -77,8 +78,8 @@ class StackedMNIST:
 
         Streams (roadmap/evaluation.py): blocks of EVAL_BLOCK samples are generated, classified and gated on
         the device they are made on, shared by the ranks; what stays is a few numbers per sample (mode,
-        verdict) and the classifier features [n, 384], which numpy's covariance (the exact Frechet distance, as
-        before streaming) needs all of. Returns {} on a rank other than 0 (rank 0 collects the scores)."""
+        verdict) and the running moments of the classifier features (roadmap/moments.py), not the features.
+        Returns {} on a rank other than 0 (rank 0 collects the scores)."""
         from roadmap.evaluation import map_blocks
         from stackedmnist.classifier import load_classifier
 
@@ -87,8 +88,13 @@ class StackedMNIST:
         blocks = map_blocks(generate, n, EVAL_BLOCK, lambda samples: _score_block(samples, model, gate))
         if blocks is None:
             return {}
-        modes, recognisable, fake_features = (torch.cat(parts) for parts in zip(*blocks))
-        distance = metrics.distance_of_gaussians(metrics.gaussian(fake_features), self._real_gaussian(n, model))
+        parts, fake = ([], []), FeatureMoments()
+        for block_modes, block_recognisable, block_features in blocks:
+            parts[0].append(block_modes)
+            parts[1].append(block_recognisable)
+            fake.add(block_features)
+        modes, recognisable = (torch.cat(part) for part in parts)
+        distance = distance_of_gaussians(fake.mean_and_covariance(), self._real_gaussian(n, model))
         return dict(metrics.stacked_mnist_metrics(modes), **metrics.recognisable_metrics(modes, recognisable),
                     classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
 
@@ -111,8 +117,7 @@ class StackedMNIST:
 
         if n not in self._real_feature_cache:
             blocks = RealSamples(self, REAL_FEATURE_SEED).blocks(n, EVAL_BLOCK)
-            real = torch.cat([features(images, classifier_on(model, images.device)).cpu() for images in blocks])
-            self._real_feature_cache[n] = metrics.gaussian(real)
+            self._real_feature_cache[n] = moments_of(features(images, classifier_on(model, images.device)) for images in blocks)
         return self._real_feature_cache[n]
 
     def to(self, device):

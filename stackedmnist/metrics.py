@@ -53,23 +53,3 @@ def uniform_kl(k: int) -> float:
     """KL of a distribution spread evenly over k of the 1000 modes: log(1000 / k)."""
     return math.log(NUM_MODES / k)
 
-
-def frechet_distance(features_a, features_b) -> float:
-    """Frechet distance between Gaussians fitted to features [N, F] and [M, F] (the FID formula, any feature space)."""
-    return distance_of_gaussians(gaussian(features_a), gaussian(features_b))
-
-
-def gaussian(features) -> tuple:
-    """(mean float64 [F], covariance float64 [F, F]) of features [N, F] (float32 or float64, array or CPU tensor):
-    numpy's mean and cov in float64, with one float64 copy of the features alive (inside cov), not two."""
-    import numpy as np
-
-    features = np.asarray(features)
-    return np.mean(features, axis=0, dtype=np.float64), np.cov(features, rowvar=False, dtype=np.float64)
-
-
-def distance_of_gaussians(a: tuple, b: tuple) -> float:
-    """Frechet distance between two (mean [F], covariance [F, F]) pairs (clean-fid's formula)."""
-    from cleanfid.fid import frechet_distance as between_gaussians
-
-    return float(between_gaussians(*a, *b))

@@ -1,9 +1,10 @@
 """The per-rank peak memory estimate (roadmap/memory.py) against the measured peak of a tiny CPU step (issue 22).
 
 Measured: in a fresh process (so the peak is this step's), the growth of the resident set from just
-before one training iteration to the process's peak (VmHWM), plain operators (the GPU path),
-fp32, one thread, glibc's mmap threshold fixed at 64 KiB so freed tensors go back to the system
-at once. The estimate must lie within a factor of 1.5 of it, either way.
+before one training iteration to the process's peak (VmHWM), fp32, one thread, glibc's mmap threshold
+fixed at 64 KiB so freed tensors go back to the system at once. On the plain operators (the graph the
+estimate counts) the estimate must lie within a factor of 1.5 of it, either way; on the fast operators
+(what CPU and CUDA runs use) it must bound it from above, by at most 2x.
 """
 import json
 import os
@@ -19,26 +20,37 @@ from roadmap.bench import parameter_counts
 from roadmap.memory import TRANSIENT, estimate
 
 FACTOR = 1.5
+FAST_FACTOR = 2.0  # the estimate over the fast operators' measured peak: at least 1 (an upper bound), at most this
 
 
-def _measure(model: str, model_args: dict, batch: int) -> int:
+def _measure(model: str, model_args: dict, batch: int, operators: str = "PlainOperators") -> int:
     # A clean environment: nothing a test before this one left behind reaches the measured process.
     environment = dict(PATH=os.environ.get("PATH", ""), HOME=os.environ.get("HOME", "/tmp"), MALLOC_MMAP_THRESHOLD_="65536",
                        PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, __file__, model, json.dumps(model_args), str(batch)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, __file__, model, json.dumps(model_args), str(batch), operators], capture_output=True, text=True,
                          env=environment, timeout=600, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["growth"]
 
 
-@pytest.mark.parametrize("model, model_args, batch", [
-    ("small_resnet", dict(width=32, blocks=2, resolution=32), 32),
-    ("E", dict(preset="stackedmnist", width=0.125), 32),
-])
+CASES = [("small_resnet", dict(width=32, blocks=2, resolution=32), 32), ("E", dict(preset="stackedmnist", width=0.125), 32)]
+
+
+@pytest.mark.parametrize("model, model_args, batch", CASES)
 def test_estimate_within_a_factor_of_the_measured_cpu_peak(model, model_args, batch):
     measured = _measure(model, model_args, batch)
     predicted = estimate(model, model_args, batch).peak
     assert measured > 100 * 2**20  # the step's own memory dominates the measurement's noise
     assert 1 / FACTOR <= predicted / measured <= FACTOR, (predicted, measured)
+
+
+@pytest.mark.parametrize("model, model_args, batch", CASES)
+def test_estimate_bounds_the_fast_operators_peak_from_above(model, model_args, batch):
+    """The run's own operators (FastOperators, CPU and CUDA) save less than the plain graph the estimate counts
+    (measured 2026-12-02: 112 vs 151 MB for the small ResNet, 761 vs 1079 MB for E at width 1/8): the estimate is an
+    upper bound of their peak, by 1.59x and 1.70x here; a micro-batch chosen from it errs toward fitting."""
+    measured = _measure(model, model_args, batch, "FastOperators")
+    predicted = estimate(model, model_args, batch).peak
+    assert 1.0 <= predicted / measured <= FAST_FACTOR, (predicted, measured)
 
 
 def test_estimate_grows_with_the_micro_batch_and_halves_bf16_stages():
@@ -59,8 +71,8 @@ def test_paper_scale_estimates():
     assert ffhq.peak > 60 * 2**30 and estimate("E", dict(preset="ffhq256", width=1.0, precision="bf16"), 8).peak < 30 * 2**30
 
 
-def _child(model: str, model_args: str, batch: str) -> None:
-    from roadmap.networks.operators import PlainOperators
+def _child(model: str, model_args: str, batch: str, operators: str) -> None:
+    from roadmap.networks import operators as backends
     from roadmap.registry import create_model
     from roadmap.step import Batch, Optimization, training_iteration
 
@@ -70,7 +82,7 @@ def _child(model: str, model_args: str, batch: str) -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    pair = create_model(model, **json.loads(model_args)).place("cpu", PlainOperators)
+    pair = create_model(model, **json.loads(model_args)).place("cpu", getattr(backends, operators))
     optimization = Optimization(torch.optim.Adam(pair.generator.parameters()), torch.optim.Adam(pair.discriminator.parameters()),
                                 torch.amp.GradScaler("cpu", enabled=False), torch.amp.GradScaler("cpu", enabled=False))
     with torch.no_grad():
