@@ -154,10 +154,15 @@ def _finish(ax, any_diverged: bool, ylabel: str, title: str) -> None:
     keep = [(h, lab) for h, lab in zip(handles, labels) if lab not in ("variant", "quantity")]
     ax.legend([h for h, _ in keep], [lab for _, lab in keep], loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set(yscale="log", xlabel="kimg (thousands of real images shown to D)", ylabel=ylabel, title=title)
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 2, 3, 0.5 rather than 2x10^0
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    _plain_log_labels(ax)
     ax.tick_params(labelsize=8)
+
+
+def _plain_log_labels(ax) -> None:
+    """A log y axis labelled 2, 3, 0.5 rather than 2x10^0; of the minor ticks only 2, 3 and 5 of each decade, so that
+    0.6-0.9 do not pile up under 1."""
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "235" else ""))
 
 
 def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)", ax=None):
@@ -226,9 +231,12 @@ def plot_learning_curves(ticks: pd.DataFrame, runs: pd.DataFrame, title: str = "
                 axis.plot(rows["kimg"], rows[key], lw=0.9, alpha=0.8, color=colors[setting],
                           label=None if setting in labelled else setting)
                 labelled.add(setting)
-        axis.set(xlabel="kimg", ylabel=label)
+        # The per-tick scores use fewer samples than the final evaluation (Table 1's 1,000 vs 26,000): say how many.
+        counts = part["score_n"].dropna().unique() if "score_n" in part else []
+        axis.set(xlabel="kimg", ylabel=f"{label}, {int(counts[0]):,} samples" if len(counts) == 1 else label)
         if key in ("score_kl", "score_drift"):
             axis.set_yscale("log")
+            _plain_log_labels(axis)
     axes[-1].legend(fontsize=6, loc="best")
     fig.suptitle(title, fontsize=9)
     return fig, axes
