@@ -169,9 +169,10 @@ def _join_process_group() -> tuple:
     # One GPU per rank: CUDA_VISIBLE_DEVICES = local rank, set before anything touches CUDA
     # (harmless on CPU hosts, where the gloo backend is used).
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=True)
-    # Every rank generates its share of an evaluation's samples (roadmap/evaluation.py), but rank 0 alone finishes
-    # it (FID: clean-fid's Inception pass over 50k + 50k PNGs, minutes on one GPU) while the others wait in the next
-    # collective: the timeout must outlast that tail, not NCCL's default 10 minutes.
+    # Every rank generates and featurises its share of an evaluation (roadmap/evaluation.py), and rank 0 alone adds
+    # up the results and computes the distance while the others wait in the next collective. That tail is short,
+    # but a slow rank 0 (a snapshot write, a sample grid, a loaded file system) must not hit NCCL's default
+    # 10 minutes: the timeout stays generous.
     torch.distributed.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo",
                                          timeout=datetime.timedelta(minutes=COLLECTIVE_TIMEOUT_MIN))
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
