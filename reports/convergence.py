@@ -32,19 +32,36 @@ NOTE = ("Final: the mean over the last quarter of training's ticks (roadmap/stab
 
 
 def _toy_label(match: dict) -> str:
-    return f"{match['dataset']}, lr {float(match['lr']):g}, gamma {float(match['gamma']):g}, lazy {match['lazy_interval']}"
+    network = f"{match['network']}, " if "network" in match else ""
+    return f"{match['dataset']}, {network}lr {float(match['lr']):g}, gamma {float(match['gamma']):g}, lazy {match['lazy_interval']}"
+
+
+def _networks(part: pd.DataFrame) -> pd.Series:
+    """'MLP depth x hidden' per run (toy_mlp's defaults, 3 x 128, where the run did not set model_args)."""
+    def size(name: str, default: int) -> pd.Series:
+        values = pd.to_numeric(part[name], errors="coerce") if name in part else pd.Series(np.nan, index=part.index)
+        return values.fillna(default).astype(int).astype(str)
+
+    return "MLP " + size("model_args.depth", 3) + " x " + size("model_args.hidden", 128)
 
 
 def toy_table(runs: pd.DataFrame):
-    """The toy convergence table (one row per data set x lr x gamma x lazy interval), or None without such runs."""
+    """The toy convergence table (one row per data set x lr x gamma x lazy interval, and network where the runs use
+    more than one), or None without such runs."""
     part = runs[feeds_mask(runs, *TOY_FEEDS)] if len(runs) else runs
     if not len(part):
         return None
-    metrics = [Metric("coverage", "Coverage", 3), Metric("hq_fraction", "Near-support fraction", 3),
+    part = part.assign(network=_networks(part))
+    keys = ("dataset", "network", "lr", "gamma", "lazy_interval") if part["network"].nunique() > 1 else ("dataset", "lr", "gamma", "lazy_interval")
+    # A setting run again with the same seed by another experiment (the 25-Gaussians probe repeats learning-curve-toys'
+    # run) is one sample, not two: the trainer is deterministic, the values are the same.
+    same = [c for c in ("dataset", "network", "loss", "penalties", "lr", "gamma", "lazy_interval", "batch", "duration_kimg", "seed") if c in part]
+    part = part.loc[~part[same].astype(str).duplicated()]
+    metrics = [Metric("coverage", "Coverage", 3), Metric("modes", "Modes (25 Gaussians)", 1), Metric("hq_fraction", "Near-support fraction", 3),
                Metric("stability.final_drift", "Final drift", 4)] + GRADIENTS + [Metric(DIVERGED, "Diverged/total")]
     spec = TableSpec(name="toy-convergence", caption="2-D toys: convergence (lazy regularization, the Dirac prediction, learning curves)",
-                     rows=group_rows(part, ("dataset", "lr", "gamma", "lazy_interval"), _toy_label), metrics=metrics,
-                     row_header="Data, lr, gamma, lazy", split_by=("duration_kimg",), notes=(CI_NOTE, NOTE))
+                     rows=group_rows(part, keys, _toy_label), metrics=metrics,
+                     row_header="Data, network, lr, gamma, lazy" if "network" in keys else "Data, lr, gamma, lazy", split_by=("duration_kimg",), notes=(CI_NOTE, NOTE))
     return build_table(part, spec)
 
 
