@@ -98,12 +98,13 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
     criterion = dict(claim.get("criterion") or {})
     reference = finished[select_mask(finished, criterion.pop("runs"))] if "runs" in criterion else baseline_runs
     failures = _criterion_failures(reference[reference["status"] == "completed"], criterion)
+    claimed = selected[select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])]  # its row's scale and commits
     if failures or not len(baseline_runs):
         shown = "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
         return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {shown}" if failures
-                       else "no finished baseline run"), selected
+                       else "no finished baseline run"), claimed
     if not select_mask(finished, claim["variant"]).any():
-        return Verdict(NOT_TESTED, n=len(baseline_runs), note="no finished run of the variant yet"), selected
+        return Verdict(NOT_TESTED, n=len(baseline_runs), note="no finished run of the variant yet"), claimed
     cells = claim.get("cells") or [{}]
     verdicts = []
     for cell in cells:
@@ -115,8 +116,7 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
             verdicts.append(compare_continuous([x for x, _ in keep], [y for _, y in keep], claim["direction"],
                                                claim.get("margin"), log_scale=claim.get("log_scale", False),
                                                expected=claim.get("expected")))
-    arms = select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])
-    selected = selected[arms]  # the runs this claim reads (scale, commits and staleness of its row)
+    selected = claimed  # the runs this claim reads (scale, commits and staleness of its row)
     if len(verdicts) == 1:
         return verdicts[0], selected
     pooled = pool(verdicts)
