@@ -270,7 +270,9 @@ def plot_image_grid(entries: list, title: str = "", axes=None):
             if j == 0:
                 ax.set_ylabel(row, fontsize=8)
     if title:
-        fig.suptitle(title)
+        # Above the column labels, however many lines they have (the figure is saved with a tight bounding box).
+        lines = max(str(label).count("\n") + 1 for label in column_labels)
+        fig.suptitle(title, y=0.98 + 0.05 * (lines - 1) / len(row_labels))
     return fig, axes
 
 

@@ -72,12 +72,13 @@ def toy_sample_grids(results) -> list:
         entries = []
         # a setting that varies within the experiment (the stability map's lr, gamma) gets its own column,
         # named in the label: one run's samples never stand for another setting's
-        varying = [c for c in ("lr", "gamma") if c in part and part[c].astype(str).nunique() > 1]
+        varying = [c for c in ("model_args.depth", "model_args.hidden", "lr", "gamma") if c in part and part[c].astype(str).nunique() > 1]
         columns = ["dataset", "loss", "penalties", "lazy_interval"] + varying
         for keys, group in part.groupby(columns, dropna=False, sort=True):
             values = dict(zip(columns, keys))
-            label = _loss_label(values) + "".join(f", {c} {values[c]:g}" if isinstance(values[c], float) else f", {c} {values[c]}"
-                                                  for c in varying)
+            settings = ", ".join(f"{c.split('.')[-1]} {values[c]:g}" if isinstance(values[c], float) else f"{c.split('.')[-1]} {values[c]}"
+                                 for c in varying)
+            label = _loss_label(values) + (f"\n{settings}" if settings else "")  # two lines: neighbouring labels must not overlap
             entries.append((str(keys[0]), label, _first_samples(group)))
         if not any(path for _, _, path in entries):
             made.append(f"Toy sample grid ({experiment}): no run saved samples/final.png.")
