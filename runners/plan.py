@@ -32,6 +32,7 @@ def rank_plan(config: RunConfig, resources: dict) -> str:
 
     world = ranks(resources)
     share = config.batch // world
+    unit = "GPU" if resources.get("gpus_per_node") else "rank"
     memory = int(resources.get("gpu_mem_gb", DEFAULT_GPU_MEM_GB) * 2**30)
     if config.device != "cpu" and config.batch_gpu is None:
         config = dataclasses.replace(config, batch_gpu=choose_micro_batch(config.model, config.model_args, share, memory,
@@ -40,10 +41,10 @@ def rank_plan(config: RunConfig, resources: dict) -> str:
     size_D, size_G = share // count_D, share // count_G
     try:
         peak = max(estimate(config.model, config.model_args, size, config.loss, config.penalties).peak for size in (size_D, size_G))
-        memory_text = f"~{peak / 2**30:.1f} GiB peak per {'GPU' if resources.get('gpus_per_node') else 'rank'}"
+        memory_text = f"~{peak / 2**30:.1f} GiB peak per {unit}"
         if config.device != "cpu" and peak > memory:
             memory_text += f" (over the {memory / 2**30:g} GiB of resources.gpu_mem_gb: lower batch_gpu)"
     except (ConfigError, RuntimeError, NotImplementedError) as error:  # a network the meta device cannot run
         memory_text = f"memory estimate unavailable ({type(error).__name__})"
     gpus = f"{world} GPUs ({resources.get('nodes', 1)} node(s) x {resources.get('tasks_per_node', 1)})" if resources.get("gpus_per_node") else f"{world} rank(s), no GPU"
-    return f"{gpus}, per-{'GPU' if resources.get('gpus_per_node') else 'rank'} batch {share}, micro-batch D {size_D} x {count_D} / G {size_G} x {count_G}, {memory_text}"
+    return f"{gpus}, per-{unit} batch {share}, micro-batch D {size_D} x {count_D} / G {size_G} x {count_G}, {memory_text}"

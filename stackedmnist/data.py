@@ -88,12 +88,12 @@ class StackedMNIST:
         blocks = map_blocks(generate, n, EVAL_BLOCK, lambda samples: _score_block(samples, model, gate))
         if blocks is None:
             return {}
-        parts, fake = ([], []), FeatureMoments()
+        modes, recognisable, fake = [], [], FeatureMoments()
         for block_modes, block_recognisable, block_features in blocks:
-            parts[0].append(block_modes)
-            parts[1].append(block_recognisable)
+            modes.append(block_modes)
+            recognisable.append(block_recognisable)
             fake.add(block_features)
-        modes, recognisable = (torch.cat(part) for part in parts)
+        modes, recognisable = torch.cat(modes), torch.cat(recognisable)
         distance = distance_of_gaussians(fake.mean_and_covariance(), self._real_gaussian(n, model))
         return dict(metrics.stacked_mnist_metrics(modes), **metrics.recognisable_metrics(modes, recognisable),
                     classifier_accuracy=model.test_accuracy, fd_mnist_classifier=distance)
