@@ -21,8 +21,17 @@ HEADER = ["Claim", "Source", "Tested at", "Verdict", "Effect [95% CI]", "n", "Co
 
 
 @functools.lru_cache(maxsize=1)
+def _claims_file() -> dict:
+    return yaml.safe_load(CLAIMS.read_text())
+
+
 def load_claims() -> list:
-    return yaml.safe_load(CLAIMS.read_text())["claims"]
+    return _claims_file()["claims"]
+
+
+def learning_criterion(dataset: str) -> dict:
+    """What one run on `dataset` must reach to count as having learnt (column -> [op, bound]); {} when none is set."""
+    return dict(_claims_file()["learning_criteria"].get(str(dataset)) or {})
 
 
 def _number(value):
@@ -45,16 +54,19 @@ def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return runs[metric].apply(_number)
 
 
+def run_failures(run: pd.Series, criterion: dict) -> list:
+    """Descriptions of the bounds of `criterion` (column -> [op, bound]) that one run row misses; [] when it meets all."""
+    failures = []
+    for column, (op, bound) in (criterion or {}).items():
+        value = _number(run.get(column))
+        if value is None or not (value >= bound if op == ">=" else value <= bound):
+            failures.append(f"{run['run']}: {column.split('.')[-1]} {value if value is None else f'{value:.4g}'} (needs {op} {bound})")
+    return failures
+
+
 def _criterion_failures(runs: pd.DataFrame, criterion: dict) -> list:
     """Descriptions of baseline runs that did not learn (criterion: column -> [op, value]); [] when all did."""
-    failures = []
-    for _, run in runs.iterrows():
-        for column, (op, bound) in (criterion or {}).items():
-            value = _number(run.get(column))
-            ok = value is not None and (value >= bound if op == ">=" else value <= bound)
-            if not ok:
-                failures.append(f"{run['run']}: {column.split('.')[-1]} {value if value is None else f'{value:.4g}'} (needs {op} {bound})")
-    return failures
+    return [failure for _, run in runs.iterrows() for failure in run_failures(run, criterion)]
 
 
 def _paired(runs: pd.DataFrame, claim: dict, cell: dict, metric: str) -> tuple:

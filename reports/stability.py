@@ -5,7 +5,9 @@ are the runs that differ only in the seed. Per cell: divergence rate with a Wils
 median peak G loss with a bootstrap interval, and the recovery rate (runs whose largest spike of
 D's fake-gradient norm came back, roadmap/stability.py) with a Wilson interval. Claims are judged
 on paired seeds (same seed, same cell but the compared setting) by an exact McNemar test. The report
-section (`stability_tables`): the verdicts, the wall time of the experiment, the per-cell table and two maps.
+section (`stability_tables`): the verdicts, the wall time of the experiment, the per-cell table and its maps. A run
+that finished need not have learnt: the "Learnt" column and map count the runs that met their data set's
+learning criterion (reports/claims.yaml), described beside the verdicts, not judged.
 """
 import dataclasses
 import functools
@@ -16,6 +18,7 @@ import pandas as pd
 
 from reports.collect import experiment_wall_times
 from reports.registry import register_table
+from reports.scoreboard import learning_criterion, run_failures
 from reports.sections import Bullets, Figure, Section
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, holm, minimum_discordant
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
@@ -24,6 +27,8 @@ from reports.tables import Cell, Table
 FEEDS = "stability"
 CELL = ("dataset", "model", "loss", "penalties", "lazy_interval", "lr", "gamma")
 ALPHA = 0.05  # a paired difference counts when the exact McNemar p-value is below this
+# The maps of rates: value -> (colour map, colour-bar label); dark is what the map is about (broke, learnt).
+RATE_MAPS = {"rate": ("rocket_r", "divergence rate over seeds"), "learnt_rate": ("mako_r", "learnt rate over seeds")}
 
 
 def stability_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -39,7 +44,9 @@ def _interval(low, high, digits=2) -> str:
 
 
 def cell_statistics(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: n, diverged, rate and Wilson interval, median peak G loss (bootstrap), recovery rate (Wilson)."""
+    """One row per cell: n, diverged, rate and Wilson interval, learnt (runs meeting their data set's learning criterion,
+    reports/claims.yaml; None without one) with its rate and Wilson interval, median peak G loss (bootstrap), recovery
+    rate (Wilson)."""
     rows = []
     selected = stability_runs(runs)
     for key, part in (selected.groupby(list(CELL), sort=True) if len(selected) else []):
@@ -48,7 +55,12 @@ def cell_statistics(runs: pd.DataFrame) -> pd.DataFrame:
         peaks = pd.to_numeric(peak_column, errors="coerce").dropna().to_numpy()
         spiked = part[part.get("stability.spike", pd.Series(False, index=part.index)).astype(bool)] if "stability.spike" in part else part.iloc[0:0]
         recovered = int((spiked.get("stability.recovered") == True).sum()) if len(spiked) else 0  # noqa: E712
+        # A run that finished is not one that learnt: at lr 1e-2 the toys' runs all finish and none learns.
+        criterion = learning_criterion(part["dataset"].iloc[0])
+        learnt = sum(run["status"] == "completed" and not run_failures(run, criterion) for _, run in part.iterrows()) if criterion else None
         rows.append(dict(zip(CELL, key), n=n, diverged=k, rate=k / n, rate_ci=wilson_interval(k, n),
+                         learnt=learnt, learnt_rate=math.nan if learnt is None else learnt / n,
+                         learnt_ci=(None, None) if learnt is None else wilson_interval(learnt, n),
                          median_peak_loss_G=float(np.median(peaks)) if len(peaks) else math.nan,
                          median_peak_ci=bootstrap_interval(peaks) if len(peaks) else (None, None),
                          spiked=len(spiked), recovered=recovered,
@@ -61,18 +73,30 @@ def stability_table(runs: pd.DataFrame):
     cells = cell_statistics(runs)
     if not len(cells):
         return None
-    header = ["Data, network", "Loss", "Lazy", "lr", "gamma", "Diverged", "Rate [95% Wilson]", "Median peak G loss [95% bootstrap]",
-              "Recovered / spiked [95% Wilson]"]
+    header = ["Data, network", "Loss", "Lazy", "lr", "gamma", "Diverged", "Rate [95% Wilson]", "Learnt [95% Wilson]",
+              "Median peak G loss [95% bootstrap]", "Recovered / spiked [95% Wilson]"]
     rows = []
     for _, c in cells.iterrows():
         peak = "-" if math.isnan(c["median_peak_loss_G"]) else f"{c['median_peak_loss_G']:.3g} {_interval(*c['median_peak_ci'], 3)}"
         recovery = "-" if not c["spiked"] else f"{c['recovered']}/{c['spiked']} {_interval(*c['recovery_ci'])}"
+        learnt = "-" if c["learnt"] is None or pd.isna(c["learnt"]) else f"{int(c['learnt'])}/{c['n']} {_interval(*c['learnt_ci'])}"
         rows.append([Cell(text=f"{c['dataset']}, {c['model']}"), Cell(text=f"{c['loss']} + {c['penalties']}"),
                      Cell(text=str(c["lazy_interval"])), Cell(text=str(c["lr"])), Cell(text=str(c["gamma"])),
                      Cell(text=f"{c['diverged']}/{c['n']}"), Cell(text=f"{c['rate']:.2f} {_interval(*c['rate_ci'])}"),
-                     Cell(text=peak), Cell(text=recovery)])
+                     Cell(text=learnt), Cell(text=peak), Cell(text=recovery)])
     return Table("stability", "Stability map: divergence rate per cell over seeds", header, pd.DataFrame(rows, columns=header),
-                 notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median.",))
+                 notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median. "
+                        f"Learnt: finished and met its data set's learning criterion ({_criteria_text(cells)}; reports/claims.yaml).",))
+
+
+def _criteria_text(cells: pd.DataFrame) -> str:
+    """The learning criteria of the data sets in `cells`, in words ("circle, line: coverage >= 0.95 and ...")."""
+    by_text = {}
+    for dataset in sorted(cells["dataset"].unique()):
+        criterion = learning_criterion(dataset)
+        text = " and ".join(f"{column.split('.')[-1]} {op} {bound:g}" for column, (op, bound) in criterion.items()) or "none set"
+        by_text.setdefault(text, []).append(dataset)
+    return "; ".join(f"{', '.join(datasets)}: {text}" for text, datasets in by_text.items())
 
 
 def paired_comparison(runs: pd.DataFrame, column: str, a: str, b: str, within: dict = None) -> list:
@@ -206,19 +230,46 @@ def stability_tables(results) -> list:
         return []
     lines = verdicts(results.runs)
     runs = results.runs
+    learnt = learnt_sentence(runs)
+    lines = lines + [learnt] if learnt else lines
     return [Section("Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", [
         Bullets(tuple(lines)), *experiment_wall_times(results, FEEDS), dataclasses.replace(table, notes=table.notes + tuple(lines)),
         Figure("stability-map", "Stability map", functools.partial(plot_stability_map, runs), caption="Stability map: divergence rate"),
+        *([Figure("stability-map-learnt", "Stability map: runs that learnt",
+                  functools.partial(plot_stability_map, runs, "Learnt rate (finished and met the learning criterion)", "learnt_rate"),
+                  caption="Stability map: the rate of runs that learnt")] if table_has_learnt(runs) else []),
         Figure("stability-peak-loss", "Stability map: log10 median peak G loss",
                functools.partial(plot_stability_map, runs, "log10 of the median peak G loss over seeds", "median_peak_loss_G"))])]
+
+
+def learnt_sentence(runs: pd.DataFrame) -> str:
+    """One line: how many runs learnt, per penalties and lr ("" when no cell has a learning criterion)."""
+    cells = cell_statistics(runs)
+    if not len(cells) or not cells["learnt"].notna().any():
+        return ""
+    cells = cells[cells["learnt"].notna()]
+    parts = []
+    for penalties, part in cells.groupby("penalties", sort=True):
+        counts = part.groupby("lr", sort=False)[["learnt", "n"]].sum()
+        counts = counts.reindex(sorted(counts.index, key=float))
+        parts.append(f"{penalties}: " + ", ".join(f"{int(r['learnt'])}/{int(r['n'])} at lr {lr}" for lr, r in counts.iterrows()))
+    return ("Runs that learnt (finished and met their data set's learning criterion, reports/claims.yaml), over every "
+            "data set and loss: " + "; ".join(parts) + ".")
+
+
+def table_has_learnt(runs: pd.DataFrame) -> bool:
+    """Whether any cell's data set has a learning criterion (else the learnt map has nothing to show)."""
+    cells = cell_statistics(runs)
+    return bool(len(cells)) and cells["learnt"].notna().any()
 
 
 def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value: str = "rate", axes=None):
     """Heatmaps over lr x gamma, one panel per (data set, network, loss + penalties, lazy); `axes`: at least that many,
     2-D. (fig, axes)
 
-    value: "rate" (the divergence rate, 0..1) or "median_peak_loss_G" (drawn as log10: the G loss
-    explodes by orders of magnitude in runs the divergence rule still counts as finished)."""
+    value: "rate" (the divergence rate, 0..1), "learnt_rate" (the rate of runs that met their data set's learning
+    criterion, 0..1) or "median_peak_loss_G" (drawn as log10: the G loss explodes by orders of magnitude in runs the
+    divergence rule still counts as finished)."""
     import seaborn as sns
 
     from reports.figures import figure_for
@@ -233,8 +284,8 @@ def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value
                      & (cells["lazy_interval"] == lazy)]
         grid = part.pivot_table(index="gamma", columns="lr", values=value, aggfunc="mean")
         grid = grid.reindex(sorted(grid.index, key=float)).reindex(columns=sorted(grid.columns, key=float))
-        if value == "rate":
-            sns.heatmap(grid, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
+        if value in RATE_MAPS:
+            sns.heatmap(grid, vmin=0, vmax=1, cmap=RATE_MAPS[value][0], annot=True, fmt=".2f", cbar=False, ax=ax, annot_kws=dict(size=7))
         else:
             sns.heatmap(np.log10(grid.clip(lower=1e-3)), vmin=0, vmax=7, cmap="rocket_r", annot=True, fmt=".1f", cbar=False, ax=ax,
                         annot_kws=dict(size=7))
@@ -247,9 +298,10 @@ def plot_stability_map(runs: pd.DataFrame, title: str = "Divergence rate", value
     # One colour bar for every panel (they share the scale).
     from matplotlib import cm, colors
 
-    norm = colors.Normalize(0, 1) if value == "rate" else colors.Normalize(0, 7)
-    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=sns.color_palette("rocket_r", as_cmap=True)), ax=list(axes.flat),
+    cmap, label = RATE_MAPS.get(value, ("rocket_r", "log10 median peak G loss"))
+    norm = colors.Normalize(0, 1) if value in RATE_MAPS else colors.Normalize(0, 7)
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=sns.color_palette(cmap, as_cmap=True)), ax=list(axes.flat),
                        shrink=0.6, pad=0.01, aspect=30)
-    bar.set_label("divergence rate over seeds" if value == "rate" else "log10 median peak G loss", fontsize=8)
+    bar.set_label(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
     return fig, axes

@@ -1,6 +1,7 @@
 """The stability section on synthetic runs with known outcomes: rates, Wilson intervals, paired verdicts, the map figure."""
 import json
 
+import pandas as pd
 import pytest
 
 from reports import stability
@@ -88,3 +89,36 @@ def test_peak_loss_comparison_finds_a_tenfold_blow_up_paired_by_seed(make_run):
     assert result["p_value"] == pytest.approx(2 / 2**8)
     line = stability.verdicts(collect(make_run.root).runs)[0]
     assert "R1 alone higher in 1 of 1 cells" in line and "x10 (p = 0.0078, n = 8)" in line and "lower in 0." in line
+
+
+def test_learnt_counts_only_finished_runs_that_meet_their_data_sets_criterion(make_run, tmp_path):
+    """Stacked MNIST's criterion (reports/claims.yaml): modes >= 990 and KL <= 0.1. Per seed at lr 2e-3: seed 0 meets
+    it, seed 1 misses KL, seed 2 misses modes, seed 3 meets it but diverged; so 1 of 4 learnt. An unknown data set
+    has no criterion: '-' and no learnt map."""
+    outcomes = [(1000, 0.05, "completed"), (1000, 0.2, "completed"), (989, 0.05, "completed"), (1000, 0.05, "diverged")]
+    for seed, (modes, kl, status) in enumerate(outcomes):
+        make_run("stability", f"s{seed}", seed=seed, penalties=["r1"], lr=2e-3, feeds="stability", status=status,
+                 metrics=dict(modes=float(modes), kl=kl))
+        make_run("stability", f"x{seed}", seed=seed, dataset="unknown", lr=2e-3, feeds="stability", metrics=dict(modes=1000.0, kl=0.0))
+    runs = collect(make_run.root).runs
+    cells = stability.cell_statistics(runs).set_index("dataset")
+    assert cells.loc["stackedmnist", "learnt"] == 1 and cells.loc["stackedmnist", "learnt_ci"] == pytest.approx(wilson_interval(1, 4))
+    assert cells.loc["unknown", "learnt"] is None or pd.isna(cells.loc["unknown", "learnt"])
+    table = stability.stability_table(runs).cells
+    rows = dict(zip(table["Data, network"].map(lambda c: c.text), table["Learnt [95% Wilson]"].map(lambda c: c.text)))
+    assert rows == {"stackedmnist, small_resnet": "1/4 [0.05, 0.70]", "unknown, small_resnet": "-"}
+    assert stability.learnt_sentence(runs).endswith("over every data set and loss: r1: 1/4 at lr 0.002.")
+    import matplotlib.pyplot as plt
+
+    fig, axes = stability.plot_stability_map(runs, value="learnt_rate")
+    assert [t.get_text() for t in axes.flat[0].texts] == ["0.25"] and axes.flat[0].get_title() == "stackedmnist, small_resnet: rpgan + r1"
+    plt.close(fig)
+    text = build_report(make_run.root, tmp_path / "report").read_text()
+    assert "![Stability map: runs that learnt](figures/stability-map-learnt.png)" in text
+
+
+def test_no_learnt_map_without_a_criterion(make_run, tmp_path):
+    make_run("stability", "x0", dataset="unknown", penalties=["r1"], feeds="stability", metrics=dict(modes=1000.0, kl=0.0))
+    runs = collect(make_run.root).runs
+    assert not stability.table_has_learnt(runs) and stability.learnt_sentence(runs) == ""
+    assert "stability-map-learnt" not in build_report(make_run.root, tmp_path / "report").read_text()
