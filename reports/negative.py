@@ -16,9 +16,12 @@ The rule (`check_outcome`, then `reports.verdicts.pool`), per data set x network
 - a check expecting `worse` wants the variant's KL (or divergence) higher, `not_worse` not higher,
   `not_better` not lower; each ends reproduced, contradicted or inconclusive with the effect the
   seeds could have detected (reports/verdicts.py);
+- a data set x network whose baseline runs did not all meet the data set's learning criterion
+  (reports/claims.yaml) is "not tested at this scale" and left out (gate added 2026-12-02, session 4:
+  the 4-16 kimg smoke runs had been judged);
 - the section's verdict pools its primary checks over every data set x network with Holm's
   correction: reproduced when all are, contradicted when some are and none is reproduced,
-  inconclusive otherwise.
+  inconclusive otherwise; "not tested at this scale" when no group's baseline learnt.
 """
 import dataclasses
 import functools
@@ -31,15 +34,16 @@ from reports.figures import DIVERGED_MARKER, PALETTE, figure_for, group_label, m
 from reports.registry import register_table
 from reports.sections import Figure, Links, Quote, Section
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
-from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
+from reports.scoreboard import learning_criterion, run_failures
+from reports.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 
 KL_RATIO_MARGIN = 1.25  # KLs within x1.25 either way are "the same" (TOST); set 2026-12-02, after these runs (issue 24)
 GROUP_COLUMNS = ("dataset", "model")
 DIRECTION = dict(worse="higher", not_worse="not_higher", not_better="not_lower")  # expected variant KL vs the baseline's
 RULE = (f"rule: per data set x network, paired by seed: divergence (exact McNemar) when any seed diverged, else final KL on "
-        f"the log scale (paired t, equivalence margin x{KL_RATIO_MARGIN:g}); alpha 0.05; the section pools its primary checks "
-        f"with Holm's correction")
+        f"the log scale (paired t, equivalence margin x{KL_RATIO_MARGIN:g}); alpha 0.05; only where the baseline runs met their "
+        f"data set's learning criterion (reports/claims.yaml); the section pools its primary checks with Holm's correction")
 
 
 @dataclasses.dataclass
@@ -145,6 +149,22 @@ def arm_of(runs: pd.DataFrame) -> dict:
     return arm
 
 
+def not_learnt(baseline_runs: pd.DataFrame):
+    """Verdict(NOT_TESTED) when the baseline arm's finished runs did not all meet their data set's learning criterion
+    (reports/claims.yaml; none finished counts too), else None. A run that has not learnt can neither fail nor
+    succeed as the claim means, so its checks are not judged (the smoke runs at 4-16 kimg draw noise)."""
+    finished = baseline_runs[baseline_runs["status"].isin(["completed", "diverged"])] if len(baseline_runs) else baseline_runs
+    if not len(finished):
+        return Verdict(NOT_TESTED, note="no finished baseline run")
+    criterion = learning_criterion(finished["dataset"].iloc[0]) if "dataset" in finished else {}
+    failures = [f for _, run in finished.iterrows()
+                for f in (run_failures(run, criterion) if run["status"] == "completed" else [f"{run['run']}: diverged"])] if criterion else []
+    if not failures:
+        return None
+    shown = "; ".join(failures[:2]) + (f"; {len(failures) - 2} more" if len(failures) > 2 else "")
+    return Verdict(NOT_TESTED, n=len(finished), note=f"the baseline runs did not learn: {shown}")
+
+
 def groups_of(part: pd.DataFrame) -> list:
     """[(label 'dataset, model', runs)] in sorted order."""
     present = [c for c in GROUP_COLUMNS if c in part]
@@ -160,12 +180,21 @@ def evaluate_section(runs: pd.DataFrame, negative: NegativeResult) -> dict:
     variants = _variants(part, negative)
     results = []
     for group, group_runs in groups_of(part):
-        baseline = arm_of(group_runs[variants[group_runs.index] == negative.baseline])
+        baseline_runs = group_runs[variants[group_runs.index] == negative.baseline]
+        baseline = arm_of(baseline_runs)
+        untested = not_learnt(baseline_runs)
         for check in negative.checks:
             variant = arm_of(group_runs[variants[group_runs.index] == check.variant])
-            results.append((group, check.variant, check.expect, check_outcome(baseline, variant, check.expect), check.primary))
+            outcome = untested or check_outcome(baseline, variant, check.expect)
+            results.append((group, check.variant, check.expect, outcome, check.primary))
     primary = [r[3] for r in results if r[4]]
-    verdict = pool(primary) if len(primary) > 1 else (primary[0] if primary else Verdict(INCONCLUSIVE, note="no runs"))
+    tested = [v for v in primary if v.outcome != NOT_TESTED]
+    if len(tested) > 1:
+        verdict = pool(tested)
+    elif tested:
+        verdict = tested[0]
+    else:
+        verdict = Verdict(NOT_TESTED, note="the baseline runs did not learn") if primary else Verdict(INCONCLUSIVE, note="no runs")
     return dict(verdict=verdict, checks=results, runs=len(part))
 
 

@@ -69,6 +69,18 @@ def _criterion_failures(runs: pd.DataFrame, criterion: dict) -> list:
     return [failure for _, run in runs.iterrows() for failure in run_failures(run, criterion)]
 
 
+def _completed(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "completed"]  # a diverged run has no final metrics to meet a criterion with
+
+
+def _bounds(criterion: dict) -> dict:
+    return {column: bound for column, bound in criterion.items() if column != "runs"}
+
+
+def _shown(failures: list) -> str:
+    return "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
+
+
 def _paired(runs: pd.DataFrame, claim: dict, cell: dict, metric: str) -> tuple:
     """(baseline values, variant values, scale text) paired by seed, finished runs only."""
     finished = runs[runs["status"].isin(["completed", "diverged"])]
@@ -108,18 +120,34 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
     finished = selected[selected["status"].isin(["completed", "diverged"])]
     baseline_runs = finished[select_mask(finished, claim["baseline"])]
     criterion = dict(claim.get("criterion") or {})
-    reference = finished[select_mask(finished, criterion.pop("runs"))] if "runs" in criterion else baseline_runs
-    failures = _criterion_failures(reference[reference["status"] == "completed"], criterion)
     claimed = selected[select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])]  # its row's scale and commits
+    # The learning gate. A named reference arm (`runs`: Table 1's RpGAN + R1 + R2) says whether the experiment's runs
+    # are long enough: checked once, for the whole claim. Otherwise each cell's own runs must have learnt: the
+    # baseline's, and for a predicted ratio ("equal") the variant's too, since a prediction about two arms says nothing
+    # where one has not learnt. (Per cell and both arms since 2026-12-02, session 4: a review found the lr prediction
+    # judged on lr-8e-4 line runs that had not learnt while the lazy prediction called the same runs untested.)
+    failures = _criterion_failures(finished[select_mask(finished, criterion["runs"])].pipe(_completed), _bounds(criterion)) \
+        if "runs" in criterion else []
     if failures or not len(baseline_runs):
-        shown = "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
-        return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {shown}" if failures
+        return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {_shown(failures)}" if failures
                        else "no finished baseline run"), claimed
     if not select_mask(finished, claim["variant"]).any():
         return Verdict(NOT_TESTED, n=len(baseline_runs), note="no finished run of the variant yet"), claimed
     cells = claim.get("cells") or [{}]
+    gated = ["baseline"] + (["variant"] if claim["direction"] == "equal" else [])
     verdicts = []
     for cell in cells:
+        if not select_mask(finished, dict(claim["baseline"], **cell)).any():
+            verdicts.append(Verdict(NOT_TESTED, note="no finished baseline run in this cell"))
+            continue
+        if criterion and "runs" not in criterion:
+            mask = functools.reduce(lambda m, arm: m | select_mask(finished, dict(claim[arm], **cell)), gated,
+                                    pd.Series(False, index=finished.index))
+            cell_failures = _criterion_failures(finished[mask].pipe(_completed), criterion)
+            if cell_failures:
+                verdicts.append(Verdict(NOT_TESTED, n=int(mask.sum()),
+                                        note=f"the {' and '.join(gated)} runs did not learn: {_shown(cell_failures)}"))
+                continue
         a, b = _paired(selected, claim, cell, claim["metric"])
         if kind == "binary":
             verdicts.append(compare_binary(a, b, claim["direction"], claim.get("margin")))
@@ -129,9 +157,13 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
                                                claim.get("margin"), log_scale=claim.get("log_scale", False),
                                                expected=claim.get("expected")))
     selected = claimed  # the runs this claim reads (scale, commits and staleness of its row)
-    if len(verdicts) == 1:
-        return verdicts[0], selected
-    pooled = pool(verdicts)
+    tested = [v for v in verdicts if v.outcome != NOT_TESTED]
+    if len(verdicts) == 1 or not tested:
+        if len(verdicts) == 1:
+            return verdicts[0], selected
+        return Verdict(NOT_TESTED, n=len(baseline_runs), note="; ".join(
+            f"{', '.join(f'{k} {v}' for k, v in cell.items())}: {verdict.note}" for cell, verdict in zip(cells, verdicts))), selected
+    pooled = pool(tested)  # Holm over the cells whose runs learnt; the others are listed, not judged
     details = "; ".join(f"{', '.join(f'{k} {v}' for k, v in cell.items())}: {v.outcome}"
                         + (f" ({v.note})" if v.note else "") for cell, v in zip(cells, verdicts))
     pooled.note = f"{pooled.note}. {details}"
@@ -160,6 +192,24 @@ def _dirac_verdict(dirac: list) -> Verdict:
                    note=f"largest |measured - closed form| over {count} eigenvalues: {worst:.1e}")
 
 
+def planned_seeds(experiments) -> int:
+    """The most seeds any of these bundled experiments plans (runners/experiments/NAME.yaml; an experiment path's last
+    part names it); 0 when none is bundled (a user's own YAML)."""
+    from runners.experiment import bundled_experiments, load_experiment
+
+    names = {str(e).split("/")[-1] for e in experiments} & set(bundled_experiments())
+    return max((len(load_experiment(name).seeds) for name in names), default=0)
+
+
+def _provisional(claim: dict, verdict: Verdict, selected: pd.DataFrame) -> str:
+    """' (provisional: k of n planned seeds)' for a verdict from fewer seeds than its experiments plan, else ''."""
+    if claim["kind"] not in ("binary", "continuous") or verdict.outcome == NOT_TESTED or not len(selected):
+        return ""
+    finished = selected[selected["status"].isin(["completed", "diverged"])]
+    planned, seen = planned_seeds(finished["experiment"].unique()), finished["seed"].nunique()
+    return f" (provisional: {seen} of {planned} planned seeds)" if seen < planned else ""
+
+
 def scoreboard(runs: pd.DataFrame, dirac: list = (), stale: set = frozenset()) -> Table:
     """The scoreboard table (HEADER) from the run table; `stale`: run_dir values whose fingerprint is stale."""
     rows = []
@@ -167,7 +217,8 @@ def scoreboard(runs: pd.DataFrame, dirac: list = (), stale: set = frozenset()) -
         verdict, selected = judge(claim, runs, dirac)
         commits = sorted({str(c) for c in selected.get("git_commit", pd.Series(dtype=object)).dropna()})
         stale_count = int(selected["run_dir"].isin(stale).sum()) if len(selected) else 0
-        outcome = verdict.outcome + (f" (stale: {stale_count} of {len(selected)} runs)" if stale_count else "")
+        outcome = verdict.outcome + _provisional(claim, verdict, selected) + (
+            f" (stale: {stale_count} of {len(selected)} runs)" if stale_count else "")
         effect = verdict.effect_text(claim.get("log_scale", False)) if claim["kind"] in ("continuous",) else (
             f"{verdict.effect:+.2f} (rate difference)" if claim["kind"] == "binary" and verdict.effect is not None else
             ("-" if verdict.effect is None else f"{verdict.effect:.1e}"))

@@ -1,7 +1,11 @@
 """Three-valued verdicts with stated power for the paper's claims (issue 24; the claims scoreboard).
 
 Every claim ends as one of:
-- reproduced: the effect in the paper's direction, significant at ALPHA;
+- reproduced: the effect in the paper's direction, significant at ALPHA; for a claimed difference with
+  a margin, significantly beyond the margin (a minimum-effect test: the 95% interval wholly past it),
+  since an effect the margin calls "the same" cannot reproduce a difference (rule tightened on
+  2026-12-02, session 4, after a review found a x1.19 [1.06, 1.35] drift, inside the x1.25 margin,
+  called "reproduced");
 - contradicted: the opposite direction significant, or (for a claimed difference) an equivalence
   test (TOST, margin stated in advance in reports/claims.yaml) that shows the effect smaller than
   the margin;
@@ -42,7 +46,7 @@ class Verdict:
     effect: Optional[float] = None
     low: Optional[float] = None  # 95% interval of the effect
     high: Optional[float] = None
-    p_value: Optional[float] = None  # of the test in the claimed direction (two-sided for continuous)
+    p_value: Optional[float] = None  # of the test that decides: minimum-effect (a difference with a margin), TOST, t or McNemar
     detectable: Optional[float] = None  # smallest effect detectable at ALPHA with POWER (inconclusive only)
     n: int = 0  # seeds (pairs) or runs per arm
     test: str = ""
@@ -63,6 +67,13 @@ def _transform(values, log_scale: bool) -> np.ndarray:
 
 def _back(value, log_scale: bool):
     return None if value is None else (float(math.exp(value)) if log_scale else float(value))
+
+
+def _tost_p(departure: float, se: float, df: float, bound: float) -> float:
+    """The TOST p-value of a departure from the centre within +-bound: the larger of the two one-sided tests'."""
+    if se == 0:
+        return 0.0 if abs(departure) < bound else 1.0
+    return float(max(scipy_stats.t.sf((departure + bound) / se, df), scipy_stats.t.sf((bound - departure) / se, df)))
 
 
 def compare_continuous(baseline, variant, direction: str, margin: float, log_scale: bool = False, paired: bool = True,
@@ -122,10 +133,7 @@ def compare_continuous(baseline, variant, direction: str, margin: float, log_sca
     if direction == "equal":  # the claim is a predicted effect
         bound = math.log(margin) if log_scale else margin
         shown = f"{'x' if log_scale else ''}{expected:g}"
-        if se > 0:  # the TOST p-value: the larger of the two one-sided tests' (what Holm corrects when cells are pooled)
-            verdict.p_value = float(max(scipy_stats.t.sf((effect - centre + bound) / se, df), scipy_stats.t.sf((centre + bound - effect) / se, df)))
-        else:
-            verdict.p_value = 0.0 if equivalent else 1.0
+        verdict.p_value = _tost_p(effect - centre, se, df, bound)  # what Holm corrects when cells are pooled
         if equivalent:
             verdict.outcome, verdict.note = REPRODUCED, f"equivalent to the prediction {shown} within the margin {margin:g} (TOST)"
         elif low > centre + bound or high < centre - bound:
@@ -138,12 +146,21 @@ def compare_continuous(baseline, variant, direction: str, margin: float, log_sca
                             f"(power {POWER:g}, alpha {ALPHA:g}, n = {n})")
         return verdict
     if direction in ("higher", "lower"):  # the claim is a difference
-        if (significant_up and claimed_up) or (significant_down and not claimed_up):
+        claimed_side = (significant_up and claimed_up) or (significant_down and not claimed_up)
+        if margin is not None:  # minimum-effect test: beyond the margin on the claimed side, two-sided at ALPHA like the t-test
+            bound, sign = (math.log(margin) if log_scale else margin), (1.0 if claimed_up else -1.0)
+            beyond = sign * effect - bound
+            verdict.p_value = min(1.0, float(2 * scipy_stats.t.sf(beyond / se, df))) if se > 0 else (0.0 if beyond > 0 else 1.0)
+            detectable = bound + detectable  # the smallest effect the test would show beyond the margin
+        if claimed_side and (margin is None or (verdict.p_value < ALPHA and beyond > 0)):
             verdict.outcome = REPRODUCED
-        elif significant_up or significant_down:
-            verdict.outcome, verdict.note = CONTRADICTED, "significant in the opposite direction"
+            if margin is not None:
+                verdict.note = f"beyond the margin {margin:g} (minimum-effect test)"
+        elif (significant_up or significant_down) and not claimed_side:
+            verdict.outcome, verdict.note, verdict.p_value = CONTRADICTED, "significant in the opposite direction", p_two
         elif equivalent:
             verdict.outcome, verdict.note = CONTRADICTED, f"equivalent within the margin {margin:g} (TOST)"
+            verdict.p_value = _tost_p(effect - centre, se, df, math.log(margin) if log_scale else margin)
     else:  # the claim is "no worse" / "no better"
         if equivalent or (significant_up and claimed_up) or (significant_down and not claimed_up):
             verdict.outcome = REPRODUCED
@@ -154,6 +171,9 @@ def compare_continuous(baseline, variant, direction: str, margin: float, log_sca
         verdict.detectable = _back(detectable, log_scale)
         unit = "x" if log_scale else ""
         verdict.note = f"could detect an effect of {unit}{verdict.detectable:.3g} or larger (power {POWER:g}, alpha {ALPHA:g}, n = {n})"
+        if direction in ("higher", "lower") and claimed_side:
+            verdict.note = (f"significant on the claimed side (t-test p = {p_two:.3g}) but not shown beyond the margin {margin:g}; "
+                            + verdict.note)
     return verdict
 
 

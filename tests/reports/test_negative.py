@@ -4,7 +4,7 @@ import pytest
 from reports.build import build_report
 from reports.collect import collect
 from reports.negative import SECTIONS, check_outcome, evaluate_section, section_runs
-from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED
+from reports.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, REPRODUCED
 from reports.catalog import all_tables
 
 LAZY = next(s for s in SECTIONS if s.name == "lazy-reg")
@@ -32,12 +32,14 @@ def test_noisy_three_seeds_are_inconclusive_with_the_detectable_effect():
     assert verdict.outcome == INCONCLUSIVE and verdict.detectable > 1 and "could detect" in verdict.note
 
 
-def _lazy_results(make_run, lazy8_fails: bool):
+def _lazy_results(make_run, lazy8_fails: bool, learnt: bool = True):
+    """Stacked MNIST's every-step runs learnt (1000 modes, KL <= 0.1: the criterion in reports/claims.yaml) or not
+    (900 modes, KL 0.3: a smoke run); ring8 has no criterion."""
     for seed in range(3):
         make_run("lazy-reg", f"ring8_lazy1_seed{seed}", model="toy_mlp", dataset="ring8", lazy_interval=1, seed=seed,
                  metrics=dict(modes=8, kl=0.05 + 0.01 * seed))
         make_run("lazy-reg/lazy-reg-small-resnet", f"lazy1_seed{seed}", lazy_interval=1, seed=seed,
-                 metrics=dict(modes=900, kl=0.3 + 0.01 * seed))
+                 metrics=dict(modes=1000, kl=0.09 + 0.003 * seed) if learnt else dict(modes=900, kl=0.3 + 0.01 * seed))
         if lazy8_fails:
             make_run("lazy-reg", f"ring8_lazy8_seed{seed}", model="toy_mlp", dataset="ring8", lazy_interval=8, seed=seed,
                      status="diverged")
@@ -47,18 +49,20 @@ def _lazy_results(make_run, lazy8_fails: bool):
             make_run("lazy-reg", f"ring8_lazy8_seed{seed}", model="toy_mlp", dataset="ring8", lazy_interval=8, seed=seed,
                      metrics=dict(modes=8, kl=0.06 - 0.01 * seed))
             make_run("lazy-reg/lazy-reg-small-resnet", f"lazy8_seed{seed}", lazy_interval=8, seed=seed,
-                     metrics=dict(modes=900, kl=0.31 - 0.01 * seed))
+                     metrics=dict(modes=1000, kl=0.093 - 0.003 * seed))
     make_run("table1", "rpgan_r1+r2_seed0", metrics=dict(modes=1000, kl=0.08))  # not a negative-result run
 
 
 # 3 seeds: 3 lazy seeds diverging alone is not significant (McNemar needs 5), so "fails" stays inconclusive although
 # the small ResNet's KL is clearly worse; without failures the small ResNet's KLs agree within x1.25 (TOST): contradicted.
-@pytest.mark.parametrize("fails, verdict, per_group", [
-    (True, INCONCLUSIVE, [INCONCLUSIVE, REPRODUCED]),
-    (False, CONTRADICTED, [INCONCLUSIVE, CONTRADICTED]),
+# A baseline that did not learn leaves its group untested, and the section's verdict comes from the others.
+@pytest.mark.parametrize("fails, learnt, verdict, per_group", [
+    (True, True, INCONCLUSIVE, [INCONCLUSIVE, REPRODUCED]),
+    (False, True, CONTRADICTED, [INCONCLUSIVE, CONTRADICTED]),
+    (True, False, INCONCLUSIVE, [INCONCLUSIVE, NOT_TESTED]),
 ])
-def test_lazy_section_verdict_from_runs(make_run, fails, verdict, per_group):
-    _lazy_results(make_run, fails)
+def test_lazy_section_verdict_from_runs(make_run, fails, learnt, verdict, per_group):
+    _lazy_results(make_run, fails, learnt)
     results = collect(make_run.root)
     assert len(section_runs(results.runs, LAZY)) == 12
     evaluation = evaluate_section(results.runs, LAZY)
@@ -84,7 +88,7 @@ def test_tables_keep_negative_runs_apart(make_run):
 
 def test_precision_events_and_report_section(make_run, tmp_path):
     for seed in range(2):
-        for precision, kl in (("fp32", 0.5), ("bf16", 0.5), ("fp16", None)):
+        for precision, kl in (("fp32", 0.05), ("bf16", 0.05), ("fp16", None)):  # fp32 learnt: KL <= 0.1, 1000 modes
             ticks = [dict(tick=1, kimg=1.0, loss_G=1.0, grad_norm_real=0.1, grad_norm_fake=0.1,
                           **{"prec.G.s16.act.overflow": 0.0 if precision != "fp16" else 3.0,
                              "prec.G.s16.act.nonfinite": 0.0, "prec.D.logits.nonfinite": 0.0 if precision != "fp16" else 2.0,
@@ -92,7 +96,7 @@ def test_precision_events_and_report_section(make_run, tmp_path):
                              "prec.first_nonfinite.D.logits": -1.0 if precision != "fp16" else 5.002})]
             make_run("precision", f"precision{precision}_seed{seed}", model="E", seed=seed,
                      model_args=dict(precision=precision), status="completed" if kl else "diverged",
-                     metrics=dict(modes=500, kl=kl + 0.01 * seed) if kl else None, ticks=ticks)
+                     metrics=dict(modes=1000, kl=kl + 0.01 * seed) if kl else None, ticks=ticks)
     report = build_report(make_run.root, tmp_path / "out", portrait_steps=20)
     text = report.read_text()
     assert "## Negative results (paper Appendix E)" in text
@@ -120,3 +124,14 @@ def test_final_kl_legend_names_the_diverged_marker_only_when_a_run_diverged(make
     _, ax = plot_final_kl(collect(make_run.root).runs, LAZY)
     labels = ax.get_legend_handles_labels()[1]
     assert ("diverged (at top)" in labels) is fails and len(labels) == 2 + fails
+
+
+def test_a_section_whose_only_baseline_did_not_learn_is_not_tested(make_run):
+    for seed in range(3):
+        for k in (1, 8):
+            make_run("lazy-reg/lazy-reg-small-resnet", f"lazy{k}_seed{seed}", lazy_interval=k, seed=seed,
+                     metrics=dict(modes=480, kl=2.5 + 0.1 * seed + 0.5 * (k == 8)))  # colour noise at 4 kimg
+    evaluation = evaluate_section(collect(make_run.root).runs, LAZY)
+    assert evaluation["verdict"].outcome == NOT_TESTED
+    note = evaluation["checks"][0][3].note
+    assert note.startswith("the baseline runs did not learn: lazy1_seed0: modes 480 (needs >= 990)")

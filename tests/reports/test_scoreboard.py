@@ -1,5 +1,7 @@
 """The claims scoreboard on constructed runs (issues 24, 25): the learning criterion, then the pre-registered tests."""
+import json
 import math
+import shutil
 
 from reports.collect import collect
 from reports.scoreboard import judge, load_claims, scoreboard
@@ -82,3 +84,52 @@ def test_dirac_lr_claim_reads_drift_across_two_experiments(make_run):
     lr, lazy = judge(CLAIMS["dirac-discrete-lr"], runs)[0], judge(CLAIMS["dirac-discrete-lazy"], runs)[0]
     assert lr.outcome == REPRODUCED and "2 reproduced" in lr.note
     assert lazy.outcome == REPRODUCED and "4 reproduced" in lazy.note  # lazy 8 drifts 3.95-4.03x lazy 1 in every cell
+
+
+def test_a_prediction_is_judged_only_in_cells_where_both_arms_learnt(make_run):
+    """The lr prediction (x4 drift at lr x4) needs both arms to have learnt: the lr-8e-4 line runs cover 0.9 of the line
+    (the criterion asks >= 0.95), so the line cell is not tested and the claim rests on the circle; the lazy prediction's
+    lr-8e-4 line cell likewise, while its other three cells are judged."""
+    _toys(make_run, 2e-4, 1.0, "lazy-reg-toys", lazy=(1, 8))
+    _toys(make_run, 8e-4, 4.2, "dirac-toys", lazy=(1, 8))
+    for run_dir in make_run.root.glob("dirac-toys/line_*"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["metrics"]["coverage"] = 0.9
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    runs = collect(make_run.root).runs
+    lr = judge(CLAIMS["dirac-discrete-lr"], runs)[0]
+    assert lr.outcome == REPRODUCED and "1 reproduced" in lr.note and lr.n == 8
+    assert "dataset line: not tested at this scale (the baseline and variant runs did not learn: line_lr0.0008_lazy1_seed0: coverage 0.9" in lr.note
+    lazy = judge(CLAIMS["dirac-discrete-lazy"], runs)[0]
+    assert lazy.outcome == REPRODUCED and "3 reproduced" in lazy.note
+    assert "dataset line, lr 0.0008: not tested at this scale" in lazy.note
+
+
+def test_a_claim_with_no_cell_whose_runs_learnt_is_not_tested(make_run):
+    _toys(make_run, 2e-4, 1.0, "lazy-reg-toys", lazy=(1, 8))
+    for run_dir in make_run.root.glob("lazy-reg-toys/*_lazy1_*"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary["metrics"]["hq_fraction"] = 0.4  # every baseline run below the criterion's 0.5
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    verdict = judge(CLAIMS["lazy-reg-circle"], collect(make_run.root).runs)[0]
+    assert verdict.outcome == NOT_TESTED and verdict.note.startswith("gamma 1.0: the baseline runs did not learn: circle_lr0.0002_lazy1_seed0")
+    assert verdict.note.endswith("gamma 10.0: no finished baseline run in this cell")
+
+
+def test_a_verdict_from_fewer_seeds_than_planned_says_provisional(make_run):
+    """table1.yaml plans seeds 0-4: a verdict from seeds 0-1 is marked provisional; from all five it is not."""
+    from reports.scoreboard import planned_seeds
+
+    assert planned_seeds(["table1", "lazy-reg/lazy-reg-small-resnet", "my-own"]) == 5
+    assert planned_seeds(["my-own"]) == 0
+    for seeds, expected in ((2, "inconclusive (provisional: 2 of 5 planned seeds)"), (5, "contradicted")):
+        for run_dir in list(make_run.root.glob("*")):
+            shutil.rmtree(run_dir)
+        for seed in range(seeds):
+            for loss in ("rpgan", "gan"):
+                for penalties in (["r1", "r2"], ["r1"]):
+                    make_run("table1", f"{loss}_{'+'.join(penalties)}_seed{seed}", loss=loss, penalties=penalties, seed=seed,
+                             feeds="table1", metrics=dict(modes=1000, kl=0.05))
+        table = scoreboard(collect(make_run.root).runs)
+        verdicts = {row["Claim"].text: row["Verdict"].text for _, row in table.cells.iterrows()}
+        assert verdicts[CLAIMS["table1-fail-rpgan"]["claim"]] == expected

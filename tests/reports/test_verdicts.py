@@ -32,10 +32,26 @@ def test_an_underpowered_comparison_is_inconclusive_and_states_its_detectable_ef
     verdict = compare_continuous(baseline, variant, "higher", margin=0.1)
     diffs = [1.5, -0.5, 1.0]
     se = stats.tstd(diffs) / math.sqrt(3)
-    expected = (stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * se
+    expected = 0.1 + (stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * se  # beyond the margin 0.1
     assert verdict.outcome == INCONCLUSIVE and verdict.detectable == pytest.approx(expected)
     assert "could detect an effect of" in verdict.note and "n = 3" in verdict.note
     assert verdict.low < 0 < verdict.high
+
+
+def test_a_significant_effect_inside_the_margin_does_not_reproduce_a_claimed_difference():
+    """Differences 0.10 +- 0.01 over 8 seeds (se 0.0038): the t-test is significant, and yet with margin 0.12 the
+    90% interval [0.093, 0.107] lies inside +-0.12 (TOST): the margin calls it 'the same', so the claimed difference
+    is contradicted. With margin 0.1 it is neither beyond nor inside: inconclusive. With 0.05, beyond: reproduced."""
+    baseline = [1.0 + 0.1 * i for i in range(8)]
+    variant = [b + 0.1 + 0.01 * (-1) ** i for i, b in enumerate(baseline)]
+    assert compare_continuous(baseline, variant, "higher", margin=0.12).outcome == CONTRADICTED
+    verdict = compare_continuous(baseline, variant, "higher", margin=0.1)
+    assert verdict.outcome == INCONCLUSIVE and "not shown beyond the margin 0.1" in verdict.note
+    assert verdict.p_value == pytest.approx(1.0)  # the minimum-effect test: effect 0.1 exactly at the margin
+    beyond = compare_continuous(baseline, variant, "higher", margin=0.05)  # se = 0.01 * sqrt(8/7) / sqrt(8)
+    se = stats.tstd([0.1 + 0.01 * (-1) ** i for i in range(8)]) / math.sqrt(8)
+    assert beyond.outcome == REPRODUCED and beyond.p_value == pytest.approx(2 * stats.t.sf(0.05 / se, 7))
+    assert "minimum-effect" in beyond.note
 
 
 def test_log_scale_effects_are_ratios():
