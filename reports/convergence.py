@@ -57,7 +57,7 @@ def toy_table(runs: pd.DataFrame):
     # run) is one sample, not two: the trainer is deterministic, the values are the same.
     same = [c for c in ("dataset", "network", "loss", "penalties", "lr", "gamma", "lazy_interval", "batch", "duration_kimg", "seed") if c in part]
     part = part.loc[~part[same].astype(str).duplicated()]
-    metrics = [Metric("coverage", "Coverage", 3), Metric("modes", "Modes (25 Gaussians)", 1), Metric("hq_fraction", "Near-support fraction", 3),
+    metrics = [Metric("coverage", "Coverage", 3), Metric("modes", "Modes (25 Gaussians)", 1), Metric("hq_fraction", "High-quality fraction", 3),
                Metric("stability.final_drift", "Final drift", 4)] + GRADIENTS + [Metric(DIVERGED, "Diverged/total")]
     spec = TableSpec(name="toy-convergence", caption="2-D toys: convergence (lazy regularization, the Dirac prediction, learning curves)",
                      rows=group_rows(part, keys, _toy_label), metrics=metrics,

@@ -522,9 +522,9 @@ def toy_tables(runs: pd.DataFrame) -> list:
     tables = []
     for name, kind, metrics in (
         ("toy-mixtures", "toy_mixture", [Metric("modes", "Modes", 1), Metric("modes_pacgan", "Modes (PacGAN: >= 1 HQ sample)", 1),
-                                    Metric("hq_fraction", "HQ fraction", 3), Metric("kl", "KL", 3)]),
+                                    Metric("hq_fraction", "High-quality fraction", 3), Metric("kl", "KL", 3)]),
         ("toy-curves", "toy_curve", [Metric("support_distance", "Support distance", 4), Metric("coverage", "Coverage", 3),
-                                Metric("hq_fraction", "Near-support fraction", 3),
+                                Metric("hq_fraction", "High-quality fraction", 3),
                                 Metric("kl", "KL", 3)]),
     ):
         def make_spec(part, experiment, name=name, metrics=metrics):

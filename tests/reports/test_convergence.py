@@ -23,7 +23,7 @@ def test_toy_table_rows_are_cells_over_seeds_of_both_experiments(make_run):
     drift = cells["circle, lr 0.0002, gamma 1, lazy 1"]["Final drift"]
     # mean 0.02, sd 0.01, n 3: half-width t_.975,2 x 0.01 / sqrt 3 = 0.02484
     assert abs(drift.mean - 0.02) < 1e-12 and abs(drift.half_width - 4.3027 * 0.01 / math.sqrt(3)) < 1e-4 and drift.n == 3
-    assert abs(cells["circle, lr 0.0008, gamma 1, lazy 8"]["Near-support fraction"].mean - 0.775) < 1e-12
+    assert abs(cells["circle, lr 0.0008, gamma 1, lazy 8"]["High-quality fraction"].mean - 0.775) < 1e-12
     assert cells["circle, lr 0.0008, gamma 1, lazy 8"]["Fake / real"].mean == 1.5
 
 

@@ -195,7 +195,7 @@ def test_toy_tables(make_run):
     assert lazy[1].startswith("5.0 (n=1)") and lazy[1].endswith("Fail (2/3) [a]") and lazy[-1] == "2/3"
     circle = md_rows(render_markdown(curves))["circle, gan + r1+r2"][1:]
     assert circle[:2] + circle[3:] == ["0.0123 (n=1) [a]", "0.980 (n=1) [a]", "0.050 (n=1) [a]", "0/1"]
-    assert circle[2].startswith("-")  # near-support fraction: not reported by runs before it existed
+    assert circle[2].startswith("-")  # high-quality fraction: not reported by runs before it existed
     check_tabular(render_latex(mixtures), 6)
     check_tabular(render_latex(curves), 6)
 
