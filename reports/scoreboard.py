@@ -202,11 +202,13 @@ def planned_seeds(experiments) -> int:
 
 
 def _provisional(claim: dict, verdict: Verdict, selected: pd.DataFrame) -> str:
-    """' (provisional: k of n planned seeds)' for a verdict from fewer seeds than its experiments plan, else ''."""
+    """' (provisional: k of n planned seeds)' for a verdict from fewer paired seeds (both arms finished) than its
+    experiments plan, else ''."""
     if claim["kind"] not in ("binary", "continuous") or verdict.outcome == NOT_TESTED or not len(selected):
         return ""
     finished = selected[selected["status"].isin(["completed", "diverged"])]
-    planned, seen = planned_seeds(finished["experiment"].unique()), finished["seed"].nunique()
+    arms = [set(finished[select_mask(finished, claim[arm])]["seed"].astype(str)) for arm in ("baseline", "variant")]
+    planned, seen = planned_seeds(finished["experiment"].unique()), len(arms[0] & arms[1])  # seeds with both arms
     return f" (provisional: {seen} of {planned} planned seeds)" if seen < planned else ""
 
 

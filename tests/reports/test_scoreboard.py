@@ -130,6 +130,8 @@ def test_a_verdict_from_fewer_seeds_than_planned_says_provisional(make_run):
                 for penalties in (["r1", "r2"], ["r1"]):
                     make_run("table1", f"{loss}_{'+'.join(penalties)}_seed{seed}", loss=loss, penalties=penalties, seed=seed,
                              feeds="table1", metrics=dict(modes=1000, kl=0.05))
+        make_run("table1", f"rpgan_r1+r2_seed{seeds}", loss="rpgan", penalties=["r1", "r2"], seed=seeds, feeds="table1",
+                 metrics=dict(modes=1000, kl=0.05))  # one more seed of one arm only: not a pair yet
         table = scoreboard(collect(make_run.root).runs)
         verdicts = {row["Claim"].text: row["Verdict"].text for _, row in table.cells.iterrows()}
         assert verdicts[CLAIMS["table1-fail-rpgan"]["claim"]] == expected
