@@ -202,13 +202,16 @@ def planned_seeds(experiments) -> int:
 
 
 def _provisional(claim: dict, verdict: Verdict, selected: pd.DataFrame) -> str:
-    """' (provisional: k of n planned seeds)' for a verdict from fewer paired seeds (both arms finished) than its
-    experiments plan, else ''."""
+    """' (provisional: k of n planned seeds)' for a verdict from fewer paired seeds (both arms finished, in its
+    emptiest cell) than its experiments plan, else ''."""
     if claim["kind"] not in ("binary", "continuous") or verdict.outcome == NOT_TESTED or not len(selected):
         return ""
     finished = selected[selected["status"].isin(["completed", "diverged"])]
-    arms = [set(finished[select_mask(finished, claim[arm])]["seed"].astype(str)) for arm in ("baseline", "variant")]
-    planned, seen = planned_seeds(finished["experiment"].unique()), len(arms[0] & arms[1])  # seeds with both arms
+    def paired(cell: dict) -> int:  # seeds with both arms finished in this cell
+        arms = [set(finished[select_mask(finished, dict(claim[arm], **cell))]["seed"].astype(str)) for arm in ("baseline", "variant")]
+        return len(arms[0] & arms[1])
+
+    planned, seen = planned_seeds(finished["experiment"].unique()), min(paired(cell) for cell in claim.get("cells") or [{}])
     return f" (provisional: {seen} of {planned} planned seeds)" if seen < planned else ""
 
 
