@@ -42,6 +42,9 @@ def new_figure(*args, **kwargs):
         return plt.subplots(*args, **kwargs)
 
 
+CURVE_FIGSIZE = (8.0, 3.4)  # curves over kimg with the legend outside on the right: the axes keep about 60% of the width
+
+
 def figure_for(ax, *args, **kwargs) -> tuple:
     """(fig, ax): the figure holding the given `ax` (one axes or several), or a new figure (new_figure(*args, **kwargs))
     when ax is None."""
@@ -168,7 +171,7 @@ def _plain_log_labels(ax) -> None:
 def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss (Figure 1)", ax=None):
     """Figure 1: G loss over kimg (log scale), mean over seeds with a 95% band per variant [(label, runs)];
     R1-only variants dashed; an X where a run diverged. Returns (fig, ax)."""
-    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
+    fig, ax = figure_for(ax, figsize=CURVE_FIGSIZE)
     colors = mean_curves(ax, _long_ticks(ticks, groups, ("loss_G",)), groups)
     _finish(ax, _mark_diverged(ax, ticks, groups, "loss_G", colors), "G loss", title)
     return fig, ax
@@ -177,7 +180,7 @@ def plot_generator_loss(ticks: pd.DataFrame, groups: list, title: str = "G loss 
 def plot_gradient_norms(ticks: pd.DataFrame, groups: list, title: str = "D input-gradient norm", ax=None):
     """Mean ||grad_x D|| on real (solid) and fake (dashed) samples over kimg, log scale, mean over seeds with
     a 95% band per variant; returns (fig, ax)."""
-    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
+    fig, ax = figure_for(ax, figsize=CURVE_FIGSIZE)
     data = _long_ticks(ticks, groups, ("grad_norm_real", "grad_norm_fake"))
     data["quantity"] = data["quantity"].map({"grad_norm_real": "real", "grad_norm_fake": "fake"})
     colors = mean_curves(ax, data, groups, quantity_styles={"real": "", "fake": (4, 2)})

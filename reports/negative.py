@@ -30,7 +30,7 @@ import math
 import pandas as pd
 
 from reports.collect import experiment_wall_times, metric_values
-from reports.figures import DIVERGED_MARKER, PALETTE, figure_for, group_label, mean_curves, plot_gradient_norms
+from reports.figures import CURVE_FIGSIZE, DIVERGED_MARKER, PALETTE, figure_for, group_label, mean_curves, plot_gradient_norms
 from reports.registry import register_table
 from reports.sections import Figure, Links, Quote, Section
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
@@ -331,7 +331,7 @@ def plot_events(ticks: pd.DataFrame, groups: list, title: str = "Low-precision e
                 events = frame[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)
                 frames.append(pd.DataFrame(dict(kimg=frame["kimg"].astype(float), value=events.astype(float),
                                                 variant=group_label(label, runs), quantity="events", run=run_dir)))
-    fig, ax = figure_for(ax, figsize=(5.6, 3.2))
+    fig, ax = figure_for(ax, figsize=CURVE_FIGSIZE)
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["kimg", "value", "variant", "quantity", "run"])
     mean_curves(ax, data, groups)
     ax.set_yscale("symlog", linthresh=1.0)
