@@ -34,7 +34,7 @@ from reports.figures import CURVE_FIGSIZE, DIVERGED_MARKER, PALETTE, figure_for,
 from reports.registry import register_table
 from reports.sections import Figure, Links, Quote, Section
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
-from reports.scoreboard import learning_criterion, run_failures
+from reports.scoreboard import learning_criterion, run_failures, shown_failures
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
 
@@ -161,8 +161,7 @@ def not_learnt(baseline_runs: pd.DataFrame):
                 for f in (run_failures(run, criterion) if run["status"] == "completed" else [f"{run['run']}: diverged"])] if criterion else []
     if not failures:
         return None
-    shown = "; ".join(failures[:2]) + (f"; {len(failures) - 2} more" if len(failures) > 2 else "")
-    return Verdict(NOT_TESTED, n=len(finished), note=f"the baseline runs did not learn: {shown}")
+    return Verdict(NOT_TESTED, n=len(finished), note=f"the baseline runs did not learn: {shown_failures(failures, keep=2)}")
 
 
 def groups_of(part: pd.DataFrame) -> list:

@@ -77,8 +77,8 @@ def _bounds(criterion: dict) -> dict:
     return {column: bound for column, bound in criterion.items() if column != "runs"}
 
 
-def _shown(failures: list) -> str:
-    return "; ".join(failures[:3]) + (f"; {len(failures) - 3} more" if len(failures) > 3 else "")
+def shown_failures(failures: list, keep: int = 3) -> str:
+    return "; ".join(failures[:keep]) + (f"; {len(failures) - keep} more" if len(failures) > keep else "")
 
 
 def _paired(runs: pd.DataFrame, claim: dict, cell: dict, metric: str) -> tuple:
@@ -129,7 +129,7 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
     failures = _criterion_failures(finished[select_mask(finished, criterion["runs"])].pipe(_completed), _bounds(criterion)) \
         if "runs" in criterion else []
     if failures or not len(baseline_runs):
-        return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {_shown(failures)}" if failures
+        return Verdict(NOT_TESTED, n=len(baseline_runs), note=f"the baseline runs did not learn: {shown_failures(failures)}" if failures
                        else "no finished baseline run"), claimed
     if not select_mask(finished, claim["variant"]).any():
         return Verdict(NOT_TESTED, n=len(baseline_runs), note="no finished run of the variant yet"), claimed
@@ -146,7 +146,7 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
             cell_failures = _criterion_failures(finished[mask].pipe(_completed), criterion)
             if cell_failures:
                 verdicts.append(Verdict(NOT_TESTED, n=int(mask.sum()),
-                                        note=f"the {' and '.join(gated)} runs did not learn: {_shown(cell_failures)}"))
+                                        note=f"the {' and '.join(gated)} runs did not learn: {shown_failures(cell_failures)}"))
                 continue
         a, b = _paired(selected, claim, cell, claim["metric"])
         if kind == "binary":
@@ -158,9 +158,9 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
                                                expected=claim.get("expected")))
     selected = claimed  # the runs this claim reads (scale, commits and staleness of its row)
     tested = [v for v in verdicts if v.outcome != NOT_TESTED]
-    if len(verdicts) == 1 or not tested:
-        if len(verdicts) == 1:
-            return verdicts[0], selected
+    if len(verdicts) == 1:
+        return verdicts[0], selected
+    if not tested:
         return Verdict(NOT_TESTED, n=len(baseline_runs), note="; ".join(
             f"{', '.join(f'{k} {v}' for k, v in cell.items())}: {verdict.note}" for cell, verdict in zip(cells, verdicts))), selected
     pooled = pool(tested)  # Holm over the cells whose runs learnt; the others are listed, not judged
