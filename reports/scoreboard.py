@@ -102,7 +102,8 @@ def _scale(runs: pd.DataFrame) -> str:
             numbers = column in ("kimg", "dataset_args.resolution")
             values = sorted({float(v) if numbers else str(v) for v in runs[column].dropna()})
             if values:
-                parts.append(fmt.format(values[0]) if len(values) == 1 else f"{fmt.format(values[0])}-{fmt.format(values[-1])}")
+                parts.append(fmt.format(values[0]) if len(values) == 1 else f"{fmt.format(values[0])}-{fmt.format(values[-1])}"
+                             if numbers else "/".join(values))  # a range of numbers; every name (a range of names misleads)
     return ", ".join(parts)
 
 
@@ -120,7 +121,12 @@ def judge(claim: dict, runs: pd.DataFrame, dirac: list = ()) -> tuple:
     finished = selected[selected["status"].isin(["completed", "diverged"])]
     baseline_runs = finished[select_mask(finished, claim["baseline"])]
     criterion = dict(claim.get("criterion") or {})
-    claimed = selected[select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])]  # its row's scale and commits
+    # The runs of the claim's arms in its cells: its row's scale, commits and staleness. (Cells since 2026-12-02,
+    # session 5: 25-Gaussians runs feed lazy-reg-toys too, and the Dirac rows, judged on the circle and the line only,
+    # listed them in "Tested at" and their commits.)
+    in_cells = functools.reduce(lambda m, cell: m | select_mask(selected, cell), claim.get("cells") or [{}],
+                                pd.Series(False, index=selected.index))
+    claimed = selected[(select_mask(selected, claim["baseline"]) | select_mask(selected, claim["variant"])) & in_cells]
     # The learning gate. A named reference arm (`runs`: Table 1's RpGAN + R1 + R2) says whether the experiment's runs
     # are long enough: checked once, for the whole claim. Otherwise each cell's own runs must have learnt: the
     # baseline's, and for a predicted ratio ("equal") the variant's too, since a prediction about two arms says nothing

@@ -140,3 +140,17 @@ def test_a_verdict_from_fewer_seeds_than_planned_says_provisional(make_run):
         assert verdicts[CLAIMS["table1-fail-gan"]["claim"]] == expected
         if seeds == 2:
             assert verdicts[CLAIMS["table1-fail-rpgan"]["claim"]] == "inconclusive (provisional: 3 of 5 planned seeds)"
+
+
+def test_a_row_names_the_scale_of_the_runs_in_its_cells_only(make_run):
+    """25-Gaussians runs feed lazy-reg-toys too; the Dirac predictions, judged on the circle and the line, neither read
+    nor list them (their "Tested at" once read "25gaussians-line", a range of names)."""
+    _toys(make_run, 2e-4, 1.0, "lazy-reg-toys", lazy=(1, 8))
+    _toys(make_run, 8e-4, 4.2, "dirac-toys", lazy=(1, 8))
+    _toys(make_run, 2e-4, 1.0, "lazy-reg-toys", datasets=("25gaussians",), lazy=(1, 8))
+    runs = collect(make_run.root).runs
+    verdict, selected = judge(CLAIMS["dirac-discrete-lazy"], runs)
+    assert sorted(selected["dataset"].unique()) == ["circle", "line"] and len(selected) == 64
+    rows = {row["Claim"].text: row["Tested at"].text for _, row in scoreboard(runs).cells.iterrows()}
+    assert rows[CLAIMS["dirac-discrete-lazy"]["claim"]] == "toy_mlp, circle/line, 3 kimg"
+    assert rows[CLAIMS["lazy-reg-25gaussians"]["claim"]] == "toy_mlp, 25gaussians, 3 kimg"
