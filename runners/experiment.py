@@ -302,9 +302,11 @@ def expand(experiment: Experiment, results_root, scale: Optional[str] = None, ov
         base.setdefault("feeds", experiment.feeds)
     where = f"{prefix}{experiment.name}"
     specs = []
-    for combination in itertools.product(*grid.values()):
-        grid_values = dict(zip(grid.keys(), combination))
-        for seed in seeds:
+    # Seed-major: every grid cell of the first seed, then of the next. An experiment cut short (a session's end, a
+    # budget) then leaves whole seeds, each a pair for the paired verdicts, not one arm's five seeds (issue 25).
+    for seed in seeds:
+        for combination in itertools.product(*grid.values()):
+            grid_values = dict(zip(grid.keys(), combination))
             values = merge(merge(base, dict(grid_values, seed=seed)), base_overrides)
             try:
                 config = resolve(values)

@@ -15,6 +15,11 @@ def test_toy_ablation_expands_to_its_full_grid(tmp_path):
     assert first.config.model == "toy_mlp" and first.config.penalties == ["r1"]
 
 
+def test_runs_come_seed_by_seed_so_a_cut_experiment_leaves_whole_pairs(tmp_path):
+    names = [spec.name for spec in expand(load_experiment("lazy-reg-25gaussians"), tmp_path)]
+    assert names[:4] == ["lazy1_seed0", "lazy8_seed0", "lazy1_seed1", "lazy8_seed1"] and len(names) == 10
+
+
 def test_quick_includes_the_toy_ablation_below_its_own_folder(tmp_path):
     specs = expand(load_experiment("quick"), tmp_path)
     assert len(specs) == 72 and all(spec.experiment == "quick/toy2d-ablation" for spec in specs)
