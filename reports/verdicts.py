@@ -212,9 +212,12 @@ def compare_binary(baseline, variant, direction: str = "higher", margin: float =
     if p_claimed < ALPHA:
         verdict.outcome = REPRODUCED
     elif p_opposite < ALPHA:
-        verdict.outcome, verdict.note = CONTRADICTED, "significant in the opposite direction"
+        verdict.outcome, verdict.note, verdict.p_value = CONTRADICTED, "significant in the opposite direction", p_opposite
     elif margin is not None and direction == "higher" and upper < margin:
-        verdict.outcome = CONTRADICTED
+        # The deciding test's p (since 2026-12-02, session 5; the McNemar p, 1 with no discordant seed, was shown beside
+        # "contradicted"): P(this few events | rate = margin), below alpha exactly when the Clopper-Pearson bound is.
+        verdict.outcome, verdict.test = CONTRADICTED, f"exact binomial (one-sided): rate below {margin:g}"
+        verdict.p_value = float(scipy_stats.binom.cdf(events, n, margin))
         verdict.note = (f"{events} of {n} seeds had the event: its rate is below the claimed {margin:g} "
                         f"(one-sided 95% upper bound {upper:.2f})")
     else:

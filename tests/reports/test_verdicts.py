@@ -81,7 +81,7 @@ def test_five_of_five_seeds_diverging_only_in_the_variant_is_reproduced_and_thre
     none = compare_binary([False] * 8, [False] * 8, "higher")
     assert none.outcome == INCONCLUSIVE and none.detectable == pytest.approx(5 / 8)
     against = compare_binary([True] * 6, [False] * 6, "higher")
-    assert against.outcome == CONTRADICTED
+    assert against.outcome == CONTRADICTED and against.p_value == pytest.approx(1 / 64)  # the opposite side's p
 
 
 def test_holm_known_values_and_pooling():
@@ -96,6 +96,9 @@ def test_no_event_in_enough_seeds_contradicts_a_claimed_failure_rate():
     """0 divergences in 5 seeds: the one-sided 95% upper bound of the rate is 1 - 0.05^(1/5) = 0.451 < 0.5."""
     verdict = compare_binary([False] * 5, [False] * 5, "higher", margin=0.5)
     assert verdict.outcome == CONTRADICTED and "upper bound 0.45" in verdict.note
+    assert verdict.p_value == pytest.approx(1 / 32) and "binomial" in verdict.test  # P(0 of 5 | rate 0.5)
+    two_of_twelve = compare_binary([False] * 12, [True] * 2 + [False] * 10, "higher", margin=0.5)
+    assert two_of_twelve.outcome == CONTRADICTED and two_of_twelve.p_value == pytest.approx(79 / 4096)  # (1 + 12 + 66) / 2^12
     assert compare_binary([False] * 4, [False] * 4, "higher", margin=0.5).outcome == INCONCLUSIVE  # bound 0.53
 
 
