@@ -101,9 +101,12 @@ def _scale(runs: pd.DataFrame) -> str:
         if column in runs:
             numbers = column in ("kimg", "dataset_args.resolution")
             values = sorted({float(v) if numbers else str(v) for v in runs[column].dropna()})
-            if values:
-                parts.append(fmt.format(values[0]) if len(values) == 1 else f"{fmt.format(values[0])}-{fmt.format(values[-1])}"
-                             if numbers else "/".join(values))  # a range of numbers; every name (a range of names misleads)
+            if len(values) == 1:
+                parts.append(fmt.format(values[0]))
+            elif numbers:
+                parts.append(f"{fmt.format(values[0])}-{fmt.format(values[-1])}")
+            elif values:  # every name: a range of names misleads
+                parts.append("/".join(values))
     return ", ".join(parts)
 
 
