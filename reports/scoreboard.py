@@ -101,11 +101,13 @@ def _scale(runs: pd.DataFrame) -> str:
         if column in runs:
             numbers = column in ("kimg", "dataset_args.resolution")
             values = sorted({float(v) if numbers else str(v) for v in runs[column].dropna()})
+            if not values:  # a column of unreadable summaries only
+                continue
             if len(values) == 1:
                 parts.append(fmt.format(values[0]))
             elif numbers:
                 parts.append(f"{fmt.format(values[0])}-{fmt.format(values[-1])}")
-            elif values:  # every name: a range of names misleads
+            else:  # every name: a range of names misleads
                 parts.append("/".join(values))
     return ", ".join(parts)
 
