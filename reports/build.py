@@ -97,14 +97,16 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     results = collect(results_dir, exclude=(REFERENCE,) if reference_dir else ())
     results.runs = mark_stale(results.runs)
     results.portrait_steps = portrait_steps
+    if reference_dir is not None:
+        reference = collect(reference_dir)
+        reference.runs = mark_stale(reference.runs)
+        results.reference = reference  # for tables that set the reference's rows beside yours (reports/official.py)
     items = report_items(results)
     tables = tables_of(items)
     sections = [item for item in items if isinstance(item, Section)]
     placed = {table.name for section in sections for table in section.tables}  # shown in their own section, not under "Tables"
     reference_tables = []
     if reference_dir is not None:
-        reference = collect(reference_dir)
-        reference.runs = mark_stale(reference.runs)
         reference_items = report_items(reference)
         placed |= {table.name for item in reference_items if isinstance(item, Section) for table in item.tables}
         reference_tables = [dataclasses.replace(table, name=f"reference-{table.name}",

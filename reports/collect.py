@@ -30,6 +30,7 @@ class Results:
     dirac: list  # dirac.json contents, each with an added "experiment" key
     real: dict  # experiment -> {"modes", "kl", "n"} from <experiment>/real/eval.json
     portrait_steps: int = 800  # integration steps of the DiracGAN phase portraits the report draws (tests draw coarse ones)
+    reference: "Results | None" = None  # the committed evidence (results/reference), when the report shows it beside yours
 
 
 def _flat_value(key: str, value):

@@ -446,11 +446,21 @@ def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
     files.make_dirs(ours)
     files.write_text(ours / "config.yaml", yaml.safe_dump(dict(model="E", dataset="stackedmnist", feeds="table3", seed=0)))
     files.write_json(ours / "summary.json", dict(status="completed", kimg=512.0, metrics=dict(modes=998, kl=0.0412)))
-    files.write_json(results / "table3" / "real" / "eval.json", dict(modes=1000, kl=0.0017, n=26000))  # the reference
+    files.write_json(results / "table3" / "real" / "eval.json", dict(modes=1000, kl=0.0017, n=26000))
+    # the reference beside them: its table3 Config E run and real-data score; its other Config E runs are not listed
+    for experiment, modes in (("table3", 1000), ("groupnorm", 990)):
+        theirs = results / "reference" / experiment / "E_seed1"
+        files.make_dirs(theirs)
+        files.write_text(theirs / "config.yaml", yaml.safe_dump(dict(model="E", dataset="stackedmnist", feeds=experiment, seed=1)))
+        files.write_json(theirs / "summary.json", dict(status="completed", kimg=1200.0, metrics=dict(modes=modes, kl=0.0651)))
+    files.write_json(results / "reference" / "table3" / "real" / "eval.json", dict(modes=1000, kl=0.0241, n=26000))
     assert main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "tables" / "official-checkpoints.md").read_text()
-    assert "| real data (table3) | reference | stackedmnist | - | - | - | - | - | 1000 | 0.002 |" in table
+    assert "| real data (table3) | real data | stackedmnist | - | - | - | - | - | 1000 | 0.002 |" in table
     assert "| table3/E_seed0 | ours (Config E) | stackedmnist | 512.0 | - | - | - | - | 998 | 0.041 |" in table
+    assert "| table3/E_seed1 | reference (Config E) | stackedmnist | 1200.0 | - | - | - | - | 1000 | 0.065 |" in table
+    assert "| real data (table3) | real data, reference | stackedmnist | - | - | - | - | - | 1000 | 0.024 |" in table
+    assert "groupnorm/" not in table
     row = next(line for line in table.splitlines() if line.startswith("| official/stackedmnist16"))
     assert "official checkpoint" in row and f"| {scored['modes']} |" in row and f"{scored['kl']:.3f}" in row
     assert "| paper (stackedmnist) | paper | stackedmnist | - | - | - | - | - | 1000 | 0.029 |" in table
@@ -488,3 +498,16 @@ def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, caps
     assert main(["run", str(tmp_path / "ft.yaml"), "--out", str(tmp_path / "r2"), "model_args.blocks=2"]) == 2
     err = capsys.readouterr().err
     assert "init_from:" in err and "set the same model and model_args" in err
+
+
+def test_paper_row_for_every_published_preset():
+    """Every Table 9 preset has the paper's row: FID and recall for the five published checkpoints, modes and KL for
+    Stacked MNIST (Tables 3-8 and Section 4's recall paragraph)."""
+    from reports.official import PAPER
+    from roadmap.presets import PRESETS
+
+    assert set(PAPER) == set(PRESETS)
+    assert {preset: sorted(numbers) for preset, numbers in PAPER.items()} == {
+        **{preset: ["fid", "recall"] for preset in ("cifar10", "ffhq256", "ffhq64", "imagenet32", "imagenet64")},
+        "stackedmnist": ["kl", "modes"]}
+    assert [PAPER[p]["fid"] for p in ("cifar10", "ffhq64", "ffhq256", "imagenet32", "imagenet64")] == [1.96, 1.95, 2.75, 1.27, 2.09]
