@@ -119,8 +119,11 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
             board_runs = results.runs
     else:
         board_runs = results.runs
-    board = scoreboard(board_runs, results.dirac, set(board_runs.loc[board_runs["stale"].notna(), "run_dir"])
-                       if len(board_runs) else set())
+    board = scoreboard(board_runs, results.dirac, _stale_dirs(board_runs))
+    if reference_dir is not None and board_runs is not reference.runs:  # yours judged above, the reference's beside it
+        reference_tables.insert(0, dataclasses.replace(
+            scoreboard(reference.runs, reference.dirac, _stale_dirs(reference.runs)), name="reference-scoreboard",
+            caption=f"{board.caption} - reference runs (results/{REFERENCE})"))
     stale = stale_tables(tables + reference_tables + [board])
     stale_feeds = set(board_runs.loc[board_runs["stale"].notna(), "feeds"].astype(str)) if len(board_runs) else set()
     stale += [table.name for table in tables if table.name in stale_feeds and table.name not in stale]  # tables without run cells
@@ -136,7 +139,12 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     # The report, built once as sections and rendered twice: report.md and report.html hold the same order.
-    parts = [Section("Claims scoreboard", [f"Verdicts: {summary_counts(board)}.", board, *_stale_lines(results, stale)])]
+    board_blocks = [f"Verdicts: {summary_counts(board)}.", board]
+    if "scoreboard" in references:
+        board_blocks = [f"Your runs: {summary_counts(board)}.", board,
+                        f"The reference runs (results/{REFERENCE}): {summary_counts(references['scoreboard'])}.",
+                        references["scoreboard"]]
+    parts = [Section("Claims scoreboard", [*board_blocks, *_stale_lines(results, stale)])]
     if results.problems:
         parts.append(Section("Problems", ["These could not be read and are left out of the tables:",
                                           Bullets(tuple(f"`{path}`: {reason}" for path, reason in results.problems))]))
@@ -144,7 +152,7 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
         parts.append(Section("Unclaimed runs", [
             f"**Warning:** {len(unclaimed.cells)} run(s) feed no table of this report: their experiment file declares no "
             "`feeds:` that a table knows, so they appear in no table or verdict.", unclaimed]))
-    parts += [_tables_section(tables, placed, references, reference_dir), _figures_section(items), *sections]
+    parts += [_tables_section(tables, placed | {"scoreboard"}, references, reference_dir), _figures_section(items), *sections]
     if provenance is not None:
         parts.append(Section("Provenance", [provenance]))
     report = Section("r3bench report", [f"Results folder: `{results_dir}`; built {stamp}.", _status_line(results.runs), *parts])
@@ -156,6 +164,11 @@ def build_report(results_dir, out_dir=None, portrait_steps: int = 800, stale_out
     written = {table.name for table in reference_tables + [board] + tables} | ({"unclaimed"} if unclaimed is not None else set())
     _remove_stale_outputs(out_dir, written, {figure.name for figure in report.figures})
     return report_md
+
+
+def _stale_dirs(runs) -> set:
+    """run_dir of every stale run (reports/staleness.py) in a run table."""
+    return set(runs.loc[runs["stale"].notna(), "run_dir"]) if len(runs) else set()
 
 
 def _remove_stale_outputs(out_dir: Path, tables: set, figures: set) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from reports.registry import register_table
 from reports.sections import Figure
+from reports.staleness import commits_of
 from reports.tables import (CI_NOTE, DIVERGED, Metric, TableSpec, build_table, feeds_mask, group_rows, select_mask)
 from roadmap import files
 
@@ -84,10 +85,17 @@ def convergence_tables(results) -> list:
     return [table for table in (toy_table(results.runs), stackedmnist_table(results.runs)) if table is not None]
 
 
+def _toy_runs(runs: pd.DataFrame, datasets, lazy=(1, 8)) -> pd.DataFrame:
+    """The finished toy runs on `datasets` at gamma 1 with a lazy interval in `lazy`: what plot_dirac_toys draws."""
+    part = runs[feeds_mask(runs, *TOY_FEEDS) & select_mask(runs, dict(gamma=1.0))] if len(runs) else runs
+    part = part[part["dataset"].isin(list(datasets)) & pd.to_numeric(part["lazy_interval"], errors="coerce").isin(list(lazy))] \
+        if len(part) else part
+    return part[part["status"].eq("completed")] if len(part) else part
+
+
 def _drifts(runs: pd.DataFrame, dataset: str, lazy: int) -> pd.DataFrame:
     """[lr, drift] of finished toy runs on `dataset` at gamma 1 with lazy interval `lazy`."""
-    part = runs[feeds_mask(runs, *TOY_FEEDS) & select_mask(runs, dict(dataset=dataset, gamma=1.0, lazy_interval=lazy))]
-    part = part[part["status"].eq("completed")] if len(part) else part
+    part = _toy_runs(runs, [dataset], [lazy])
     if not len(part) or "stability.final_drift" not in part:
         return pd.DataFrame(columns=["lr", "drift"])
     frame = pd.DataFrame({"lr": pd.to_numeric(part["lr"], errors="coerce"), "drift": pd.to_numeric(part["stability.final_drift"], errors="coerce")})
@@ -169,6 +177,7 @@ def dirac_figures(results) -> list:
             return made + [f"Dirac prediction vs the toys skipped: {path} unreadable ({error})."]
         if toy_datasets(results.runs):
             made.append(Figure("dirac-toys", "Discrete-time DiracGAN prediction (drift proportional to lr; lazy 8 x the simulated "
-                               "factor) vs the toys' late drift", functools.partial(plot_dirac_toys, results.runs, factor)))
+                               "factor) vs the toys' late drift", functools.partial(plot_dirac_toys, results.runs, factor),
+                               commits=commits_of(_toy_runs(results.runs, toy_datasets(results.runs)))))
         return made
     return []

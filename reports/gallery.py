@@ -12,6 +12,7 @@ import pandas as pd
 from reports import figures
 from reports.registry import register_table
 from reports.sections import Figure
+from reports.staleness import commits_of
 from reports.tables import kind_mask, slug, table1_groups, table1_mask
 
 MAX_DIRAC_GAMMAS = 4  # phase-portrait figures per report (each takes a few seconds)
@@ -55,10 +56,12 @@ def table1_figures(results) -> list:
         if not groups:
             continue
         suffix = "" if count == 1 else f" ({experiment})"
+        commits = commits_of(pd.concat([group for _, group in groups]))
         made += [Figure(figure_name("figure1", experiment, count), f"Figure 1: G loss over kimg{suffix}",
-                        functools.partial(figures.plot_generator_loss, ticks, groups, title=f"G loss{suffix}")),
+                        functools.partial(figures.plot_generator_loss, ticks, groups, title=f"G loss{suffix}"), commits=commits),
                  Figure(figure_name("grad-norms", experiment, count), f"D input-gradient norm, real vs fake{suffix}",
-                        functools.partial(figures.plot_gradient_norms, ticks, groups, title=f"D input-gradient norm{suffix}"))]
+                        functools.partial(figures.plot_gradient_norms, ticks, groups, title=f"D input-gradient norm{suffix}"),
+                        commits=commits)]
     return made
 
 
@@ -84,7 +87,8 @@ def toy_sample_grids(results) -> list:
             made.append(f"Toy sample grid ({experiment}): no run saved samples/final.png.")
             continue
         made.append(Figure(figure_name("toy-samples", experiment, len(toy)), f"2-D toy samples, data set x loss ({experiment})",
-                           functools.partial(figures.plot_image_grid, entries, title=f"2-D toy samples over the data ({experiment})")))
+                           functools.partial(figures.plot_image_grid, entries, title=f"2-D toy samples over the data ({experiment})"),
+                           commits=commits_of(part)))
     return made
 
 
@@ -103,11 +107,13 @@ def stackedmnist_sample_grids(results) -> list:
         columns = ["model", "loss", "penalties", "lazy_interval"] + varying
         for keys, group in part.groupby(columns, dropna=False, sort=True):
             values = dict(zip(columns, keys))
-            label = f"{keys[0]}: " + _loss_label(values) + "".join(f", {c.split('.')[-1]} {values[c]}" for c in varying)
+            settings = ", ".join(f"{c.split('.')[-1]} {values[c]}" for c in varying)
+            label = f"{keys[0]}: " + _loss_label(values) + (f"\n{settings}" if settings else "")  # two lines, as the toys'
             entries.append((experiment, label, _first_samples(group)))
         if any(path for _, _, path in entries):
             made.append(Figure(figure_name("stackedmnist-samples", experiment, len(mnist)), f"Stacked MNIST samples ({experiment})",
-                               functools.partial(figures.plot_image_grid, entries, title=f"Stacked MNIST samples ({experiment})")))
+                               functools.partial(figures.plot_image_grid, entries, title=f"Stacked MNIST samples ({experiment})"),
+                               commits=commits_of(part)))
         else:
             made.append(f"Stacked MNIST sample grid ({experiment}): no run saved samples/final.png.")
     return made
@@ -121,7 +127,8 @@ def learning_curves(results) -> list:
     for experiment, part in by_experiment(runs, runs["run_dir"].notna() if len(runs) else []):
         if figures.learning_scores(ticks, part):
             made.append(Figure(figure_name("learning-curves", experiment, 2), f"Learning curves ({experiment}): periodic scores over kimg",
-                               functools.partial(figures.plot_learning_curves, ticks, part, title=f"Learning curves ({experiment})")))
+                               functools.partial(figures.plot_learning_curves, ticks, part, title=f"Learning curves ({experiment})"),
+                               commits=commits_of(part)))
     return made
 
 

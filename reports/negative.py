@@ -34,6 +34,7 @@ from reports.figures import CURVE_FIGSIZE, DIVERGED_MARKER, PALETTE, figure_for,
 from reports.registry import register_table
 from reports.sections import Figure, Links, Quote, Section
 from reports.tables import CI_NOTE, DIVERGED, RECOGNISABLE, Metric, Row, TableSpec, build_table
+from reports.staleness import commits_of
 from reports.scoreboard import learning_criterion, run_failures, shown_failures
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTED, REPRODUCED, Verdict, compare_binary, compare_continuous, pool
 from roadmap.networks.precision import KINDS, PREFIX, first_nonfinite
@@ -213,30 +214,36 @@ def verdict_line(negative: NegativeResult, evaluation: dict) -> str:
 # Tables.
 
 def _events(ticks: pd.DataFrame, run_dirs) -> tuple:
-    """(overflow + underflow + non-finite element counts summed over ticks, first non-finite tensor) of some runs."""
+    """({kind: element count summed over ticks} for each of KINDS, first non-finite tensor) of some runs; (None, None)
+    when the runs recorded no events."""
     if not len(ticks) or "run_dir" not in ticks:
         return None, None
     rows = ticks[ticks["run_dir"].isin(list(run_dirs))]
     columns = [c for c in rows.columns if c.startswith(PREFIX) and c.rsplit(".", 1)[-1] in KINDS]
     if not columns:
         return None, None
-    total = float(rows[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum().sum())
+    sums = rows[columns].apply(pd.to_numeric, errors="coerce").fillna(0).sum()
+    totals = {kind: float(sums[[c for c in columns if c.rsplit(".", 1)[-1] == kind]].sum()) for kind in KINDS}
     first_columns = [c for c in rows.columns if c.startswith(PREFIX + "first_nonfinite.")]
     earliest = {c: pd.to_numeric(rows[c], errors="coerce").where(lambda v: v >= 0).min() for c in first_columns}
     found = first_nonfinite({c: v for c, v in earliest.items() if pd.notna(v)})
     first = found[0] if found else "none"
-    return total, first
+    return totals, first
 
 
-EVENT_COLUMNS = ("Events (sum)", "First non-finite")
-EVENT_NOTE = ("Events: overflowing (|x| > format max), underflowing (non-zero -> 0) and non-finite elements of the "
-              "tensors crossing low-precision stage boundaries (activations forward, gradients backward) and of D's "
-              "logits: each tick's mean per step, summed over ticks and seeds; first non-finite: the tensor that held inf/NaN first.")
+# One column per kind: the fp16 runs' events are all underflows, which one summed column hid.
+EVENT_KINDS = (("overflow", "Overflow (sum)"), ("underflow", "Underflow (sum)"), ("nonfinite", "Non-finite (sum)"))
+EVENT_COLUMNS = tuple(label for _, label in EVENT_KINDS) + ("First non-finite",)
+EVENT_NOTE = ("Overflow: elements with |x| > the format's max; underflow: non-zero elements that become 0; non-finite: "
+              "inf/NaN; counted in the tensors crossing low-precision stage boundaries (activations forward, gradients "
+              "backward) and in D's logits, as each tick's mean per step, summed over ticks and seeds (a scale, not a "
+              "count of events); first non-finite: the tensor that held inf/NaN first.")
 
 
 def _event_cells(ticks: pd.DataFrame, run_dirs) -> dict:
-    total, first = _events(ticks, run_dirs)
-    return dict(zip(EVENT_COLUMNS, ("-" if total is None else f"{total:.0f}", first or "-")))
+    totals, first = _events(ticks, run_dirs)
+    counts = ["-" if totals is None else f"{totals[kind]:.0f}" for kind, _ in EVENT_KINDS]
+    return dict(zip(EVENT_COLUMNS, counts + [first or "-"]))
 
 
 def section_table(results, negative: NegativeResult):
@@ -346,13 +353,15 @@ def section_figures(results, negative: NegativeResult) -> list:
     low-precision events when the runs record them."""
     name, title = f"negative-{negative.name}", negative.title
     groups = variant_groups(results.runs, negative)
+    commits = commits_of(section_runs(results.runs, negative))
     made = [Figure(f"{name}-kl", f"{title}: final KL per seed and variant",
-                   functools.partial(plot_final_kl, results.runs, negative, f"{title}: final KL per seed")),
+                   functools.partial(plot_final_kl, results.runs, negative, f"{title}: final KL per seed"), commits=commits),
             Figure(f"{name}-grad-norms", f"{title}: mean ||grad_x D|| on real (solid) and fake (dashed) over kimg, per variant",
-                   functools.partial(plot_gradient_norms, results.ticks, groups, title=f"{title}: D input-gradient norm"))]
+                   functools.partial(plot_gradient_norms, results.ticks, groups, title=f"{title}: D input-gradient norm"),
+                   commits=commits)]
     if negative.events:
-        made.append(Figure(f"{name}-events", f"{title}: overflow/underflow/NaN events per step over kimg",
-                           functools.partial(plot_events, results.ticks, groups, f"{title}: events per step")))
+        made.append(Figure(f"{name}-events", f"{title}: overflow + underflow + non-finite elements per step over kimg",
+                           functools.partial(plot_events, results.ticks, groups, f"{title}: events per step"), commits=commits))
     return made
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.registry import register_table
+from reports.staleness import commits_note, commits_of
 from reports.tables import Cell, Table
 from roadmap import files
 
@@ -91,7 +92,7 @@ def official_checkpoints(results) -> list:
     if not len(official):
         return []
     header = ["Run", "Source", "Data set", "kimg"] + [label for _, label, _ in COLUMNS]
-    rows = []
+    rows, shown = [], []
     ours = _config_e(runs)
     reference = _config_e(results.reference.runs) if results.reference is not None else ours.iloc[0:0]
     for dataset in sorted(set(official["dataset"].astype(str))):
@@ -100,6 +101,7 @@ def official_checkpoints(results) -> list:
                             ("ours (Config E)", ours[ours["dataset"] == dataset]),
                             ("reference (Config E)", reference[(reference["dataset"] == dataset)
                                                                & (_column(reference, "feeds") == feeds)])):
+            shown.append(part)
             for _, row in part.sort_values(["experiment", "run"]).iterrows():
                 metrics = run_metrics(row)
                 kimg = row.get("kimg")
@@ -124,5 +126,7 @@ def official_checkpoints(results) -> list:
              "Reference rows: the committed evidence's Config E runs and real-data score on the same data set, when the "
              "report shows results/reference beside yours; only Stacked MNIST (table3) has them, since the other presets "
              "are GPU work that was not run for the reference.",)
+    note = commits_note(commits_of(pd.concat(shown))) if shown else ""
+    notes += ((note,) if note else ())
     return [Table("official-checkpoints", "Official R3GAN checkpoints beside our Config E runs and the paper", header,
                   pd.DataFrame(rows, columns=header), notes=notes, align="llll" + "r" * len(COLUMNS))]

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional
 
+from reports.staleness import commits_note
 from reports.tables import Table, render_html, render_markdown
 
 
@@ -25,10 +26,12 @@ class Figure:
     title: str  # alt text, and the caption unless `caption` is given
     draw: Callable[[], tuple]  # () -> (fig, ax or axes), as the plot functions return; called once, when written
     caption: Optional[str] = None
+    commits: tuple = ()  # the commits of the runs drawn (reports/staleness.commits_of); stated after the caption
 
     @property
     def shown_caption(self) -> str:
-        return self.caption or self.title
+        caption, note = self.caption or self.title, commits_note(self.commits)
+        return f"{caption.rstrip('.')}. {note}" if note else caption
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from reports.registry import register_table
 from reports.scoreboard import learning_criterion, run_failures
 from reports.sections import Bullets, Figure, Section
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, holm, minimum_discordant
+from reports.staleness import commits_note, commits_of
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
 from reports.tables import Cell, Table
 
@@ -86,7 +87,8 @@ def stability_table(runs: pd.DataFrame):
                      Cell(text=learnt), Cell(text=peak), Cell(text=recovery)])
     return Table("stability", "Stability map: divergence rate per cell over seeds", header, pd.DataFrame(rows, columns=header),
                  notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median. "
-                        f"Learnt: finished and met its data set's learning criterion ({_criteria_text(cells)}; reports/claims.yaml).",))
+                        f"Learnt: finished and met its data set's learning criterion ({_criteria_text(cells)}; reports/claims.yaml).",
+                        commits_note(commits_of(stability_runs(runs)))))
 
 
 def _criteria_text(cells: pd.DataFrame) -> str:
@@ -232,14 +234,17 @@ def stability_tables(results) -> list:
     runs = results.runs
     learnt = learnt_sentence(runs)
     lines = lines + [learnt] if learnt else lines
+    commits = commits_of(stability_runs(runs))
     return [Section("Stability map (Table 1 'Fail', Figure 1, Appendix E lazy regularization)", [
         Bullets(tuple(lines)), *experiment_wall_times(results, FEEDS), dataclasses.replace(table, notes=table.notes + tuple(lines)),
-        Figure("stability-map", "Stability map", functools.partial(plot_stability_map, runs), caption="Stability map: divergence rate"),
+        Figure("stability-map", "Stability map", functools.partial(plot_stability_map, runs), caption="Stability map: divergence rate",
+               commits=commits),
         *([Figure("stability-map-learnt", "Stability map: runs that learnt",
                   functools.partial(plot_stability_map, runs, "Learnt rate (finished and met the learning criterion)", "learnt_rate"),
-                  caption="Stability map: the rate of runs that learnt")] if table_has_learnt(runs) else []),
+                  caption="Stability map: the rate of runs that learnt", commits=commits)] if table_has_learnt(runs) else []),
         Figure("stability-peak-loss", "Stability map: log10 median peak G loss",
-               functools.partial(plot_stability_map, runs, "log10 of the median peak G loss over seeds", "median_peak_loss_G"))])]
+               functools.partial(plot_stability_map, runs, "log10 of the median peak G loss over seeds", "median_peak_loss_G"),
+               commits=commits)])]
 
 
 def learnt_sentence(runs: pd.DataFrame) -> str:

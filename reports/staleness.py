@@ -44,6 +44,19 @@ def mark_stale(runs: pd.DataFrame, cache=None) -> pd.DataFrame:
     return runs
 
 
+def commits_of(runs: pd.DataFrame) -> tuple:
+    """The git commits the runs were computed at, sorted (runs without one are left out)."""
+    if not len(runs) or "git_commit" not in runs:
+        return ()
+    return tuple(sorted({str(c) for c in runs["git_commit"].dropna() if str(c) not in ("", "nan", "None")}))
+
+
+def commits_note(commits) -> str:
+    """"Runs from commit(s) ...": stated under every table and figure of runs, so which code made them is never a guess."""
+    commits = tuple(commits)
+    return f"Runs from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}." if commits else ""
+
+
 def stale_note(count: int, total: int) -> str:
     return f"{STALE_NOTE}: {count} of {total} runs computed by code whose fingerprint differs from this code's (or have none)"
 

@@ -22,7 +22,7 @@ import yaml
 
 from reports.collect import metric_values
 from reports.registry import register_table
-from reports.staleness import stale_note
+from reports.staleness import commits_note, commits_of, stale_note
 from reports.stats import mean_ci
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
@@ -240,10 +240,12 @@ def build_table(runs: pd.DataFrame, spec: TableSpec) -> Table:
         else:
             header.append(metric.label)
     header += list(spec.extra_columns)
-    rows = []
+    rows, drawn = [], []
     for row in spec.rows:
         groups = [(row.label, None)] if row.match is None else _split(runs, row, spec.split_by)
         for label, selected in groups:
+            if selected is not None:
+                drawn.append(selected)
             cells = [Cell(text=label)]
             for metric in spec.metrics:
                 if metric.paper:
@@ -256,7 +258,8 @@ def build_table(runs: pd.DataFrame, spec: TableSpec) -> Table:
                     cells.append(summarize(selected, metric))
             cells += [_as_cell(row.extra.get(column, "")) for column in spec.extra_columns]
             rows.append(cells)
-    return Table(spec.name, spec.caption, header, pd.DataFrame(rows, columns=header), tuple(spec.notes))
+    note = commits_note(commits_of(pd.concat(drawn)) if drawn else ())
+    return Table(spec.name, spec.caption, header, pd.DataFrame(rows, columns=header), tuple(spec.notes) + ((note,) if note else ()))
 
 
 # Renderers.

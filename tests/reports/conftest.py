@@ -10,7 +10,8 @@ TEST_FEEDS = {"x": "table1", "sweep": "table1", "nested": "table1", "roadmap": "
               "quick": "toy2d-ablation"}
 
 
-def write_run(root, experiment, name, status="completed", metrics=None, ticks=None, reason=None, stability=None, **config):
+def write_run(root, experiment, name, status="completed", metrics=None, ticks=None, reason=None, stability=None,
+              git_commit="abc1234", **config):
     """A run folder as the trainer writes it: config.yaml, metrics.jsonl, summary.json (unless running; `stability`: its
     roadmap/stability.py section)."""
     run_dir = root / experiment / name
@@ -34,7 +35,7 @@ def write_run(root, experiment, name, status="completed", metrics=None, ticks=No
         summary = dict(status=status, reason=reason, kimg=ticks[-1]["kimg"] if ticks else 0.0,
                        diverged_kimg=ticks[-1]["kimg"] if status == "diverged" else None,
                        metrics=metrics or {}, wall_seconds=12.5, device="cpu (x86_64, 2 cores)",
-                       git_commit="abc1234", config_hash=f"hash-{name}", experiment=experiment, run=name, torch="2.x")
+                       git_commit=git_commit, config_hash=f"hash-{name}", experiment=experiment, run=name, torch="2.x")
         if stability is not None:
             summary["stability"] = stability
         (run_dir / "summary.json").write_text(json.dumps(summary))

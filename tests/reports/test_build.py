@@ -191,3 +191,43 @@ def test_a_rebuild_removes_tables_and_figures_whose_runs_are_gone(make_run, tmp_
     assert not (out / "tables" / "toy-mixtures.md").exists() and not (out / "figures" / "toy-samples.png").exists()
     assert (out / "tables" / "table1.md").exists() and (out / "figures" / "figure1.png").exists()
     assert (out / "figures" / "notes.txt").exists()
+
+
+def test_every_table_and_figure_states_the_commits_of_its_runs(make_run, tmp_path):
+    """Issue 24: a table or figure of runs says which commits computed them, its own runs' commits only."""
+    for seed, commit in enumerate(("abc1234", "def5678")):
+        for loss in ("rpgan", "gan"):
+            make_run("x", f"{loss}-s{seed}", loss=loss, seed=seed, git_commit=commit, metrics=dict(modes=990 + seed, kl=0.1))
+    make_run("roadmap", "E-s0", model="E", git_commit="0ff1ce0", metrics=dict(modes=900, kl=0.3))
+    report = build_report(make_run.root, tmp_path / "out", portrait_steps=20).read_text()
+    table1 = (tmp_path / "out" / "tables" / "table1.md").read_text()
+    table2 = (tmp_path / "out" / "tables" / "table2.md").read_text()
+    assert "Runs from commits abc1234, def5678." in table1 and "0ff1ce0" not in table1
+    assert "Runs from commit 0ff1ce0." in table2 and "abc1234" not in table2
+    assert "*Figure 1: G loss over kimg. Runs from commits abc1234, def5678.*" in report
+    assert "*D input-gradient norm, real vs fake. Runs from commits abc1234, def5678.*" in report
+
+
+def test_your_runs_beside_the_reference_runs(make_run, tmp_path):
+    """Issue 24: with results/reference beside your runs, each of your tables is followed by the reference's table of
+    the same name, and the scoreboard judges yours with the reference's board beside it."""
+    from tests.reports.conftest import write_run
+
+    for loss in ("rpgan", "gan"):
+        make_run("x", f"{loss}-s0", loss=loss, metrics=dict(modes=991, kl=0.2))
+        write_run(make_run.root / "reference", "table1", f"{loss}-s0", loss=loss, git_commit="feed123",
+                  metrics=dict(modes=1000, kl=0.07))
+    make_run.root.joinpath("reference", "quick").mkdir()
+    write_run(make_run.root / "reference", "quick", "toy-s0", model="toy_mlp", dataset="ring8", git_commit="feed123",
+              metrics=dict(modes=8, hq_fraction=0.9))
+    out = tmp_path / "out"
+    text = build_report(make_run.root, out, portrait_steps=20).read_text()
+    yours, theirs = (out / "tables" / "table1.md").read_text(), (out / "tables" / "reference-table1.md").read_text()
+    assert "991.0" in yours and "1000.0" not in yours and "1000.0" in theirs and "991.0" not in theirs
+    assert "Runs from commit abc1234." in yours and "Runs from commit feed123." in theirs
+    section = text[text.index("### Table `table1`"):]
+    assert section.index("**Stacked MNIST loss ablation") < section.index("- reference runs (results/reference)**")
+    board = text[text.index("## Claims scoreboard"):text.index("## Tables")]
+    assert "Your runs: " in board and "The reference runs (results/reference): " in board
+    assert board.index("Your runs: ") < board.index("The reference runs") and (out / "tables" / "reference-scoreboard.md").is_file()
+    assert "### Table `scoreboard`" not in text and "No runs of yours for this table yet." in text  # reference's toy table

@@ -108,7 +108,7 @@ def test_precision_events_and_report_section(make_run, tmp_path):
     assert "stackedmnist, E: bf16 reproduced, KL x1, p = 1; equivalent within the margin 1.25 (TOST) (secondary))" in text
     # these constructed runs carry no fingerprint, so every cell of runs is also marked stale ([a])
     fp16 = next(line for line in text.splitlines() if line.startswith("| stackedmnist, E, fp16 |"))
-    assert fp16.startswith("| stackedmnist, E, fp16 | Fail (2/2) [a] | Fail (2/2) [a] |") and fp16.endswith("| 2/2 [a] | 10 | G.s16.act |")
+    assert fp16.startswith("| stackedmnist, E, fp16 | Fail (2/2) [a] | Fail (2/2) [a] |") and fp16.endswith("| 2/2 [a] | 6 | 0 | 4 | G.s16.act |")  # overflow, underflow, non-finite
     for name in ("negative-precision-kl", "negative-precision-grad-norms", "negative-precision-events"):
         assert (tmp_path / "out" / "figures" / f"{name}.png").exists()
     assert (tmp_path / "out" / "tables" / "negative-precision.tex").exists()

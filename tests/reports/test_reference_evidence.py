@@ -35,3 +35,14 @@ def test_the_committed_scoreboard_is_the_one_this_code_computes_and_every_cpu_cl
     assert len(testable) == 12  # Table 1 (3), Figure 1, gradient balance, lazy (4), Dirac (3)
     assert all(v.split(" (")[0] in ("reproduced", "contradicted", "inconclusive") and "provisional" not in v
                for v in testable), testable
+
+
+def test_sample_grid_labels_fit_their_panels(reference):
+    """Every column label of the committed Stacked MNIST sample grids fits its 2.4-inch panel at 8 pt: a line of at
+    most 38 characters (lazy-reg's 'small_resnet: ... kimg 8.0' ran into its neighbour on one line of 45)."""
+    from reports.gallery import stackedmnist_sample_grids
+
+    grids = [item for item in stackedmnist_sample_grids(reference) if not isinstance(item, str)]
+    labels = {label for grid in grids for _, label, _ in grid.draw.args[0]}
+    assert len(grids) >= 5 and any("\n" in label for label in labels)
+    assert max(len(line) for label in labels for line in label.splitlines()) <= 38
