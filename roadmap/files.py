@@ -23,6 +23,7 @@ PREVIOUS_CHECKPOINT = "checkpoint-previous.pt"
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 UNREADABLE_SUFFIX = ".unreadable"
+REFUSED_SUFFIX = ".refused"  # a readable latest checkpoint of another run, set aside when the run falls back
 
 
 class CheckpointRefused(ConfigError):
@@ -290,8 +291,13 @@ def load_checkpoint(run_dir, refuse=None):
             refused.append(f"{path.name} is from a run with other settings ({why})")
             continue
         if unreadable or refused:
+            # The bad latest is moved aside: left in place, the next save would rotate it into checkpoint-previous.pt
+            # over this run's own previous checkpoint, leaving one checkpoint of the run until the write after.
+            suffix = UNREADABLE_SUFFIX if unreadable else REFUSED_SUFFIX
+            os.replace(run_dir / CHECKPOINT, run_dir / (CHECKPOINT + suffix))
             problem = f"is unreadable ({unreadable[0].split('(')[1].rstrip(')')})" if unreadable else refused[0].split(" ", 1)[1]
-            warnings.warn(f"{run_dir / CHECKPOINT} {problem}; falling back to the previous checkpoint")
+            warnings.warn(f"{run_dir / CHECKPOINT} {problem}; falling back to the previous checkpoint "
+                          f"(the latest kept as {CHECKPOINT + suffix})")
         return state
     if refused:
         raise CheckpointRefused(f"{run_dir}: {'; '.join(refused + [u.replace(' (', ' is unreadable (', 1) for u in unreadable])}; "

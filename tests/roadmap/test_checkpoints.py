@@ -89,7 +89,7 @@ def test_a_foreign_latest_checkpoint_falls_back_to_the_previous_and_resumes_bitw
         trainer.train(resolve(TINY), run_dir)
     assert [str(w.message) for w in caught] == [
         f"{run_dir / files.CHECKPOINT} is from a run with other settings (batch: stored 32, now 16); "
-        "falling back to the previous checkpoint"]
+        "falling back to the previous checkpoint (the latest kept as checkpoint.pt.refused)"]
     assert_bitwise_same_run(run_dir, whole)
 
 

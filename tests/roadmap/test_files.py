@@ -91,21 +91,36 @@ def test_full_disk_is_one_readable_line(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []  # no temp file left behind
 
 
-def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_both_checkpoints(tmp_path, monkeypatch):
+@pytest.mark.parametrize("room", [0, 2])  # the disk fills at the first write, or later in the zip writer
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_both_checkpoints(tmp_path, monkeypatch, room):
+    """Filled later in the write, torch.save reports `enforce fail at inline_container.cc ... unexpected pos` and
+    hides the errno; the reason must still be the full disk, in one line."""
     files.save_checkpoint(tmp_path, dict(tick=1))
     files.save_checkpoint(tmp_path, dict(tick=2))
 
     class Full:
-        """A file object whose writes fail as a full disk does (torch.save hides the errno in its own error)."""
+        """A file object whose writes fail as a full disk does after `room` writes."""
 
         def __init__(self, stream):
-            self.stream = stream
+            self.stream, self.writes = stream, 0
 
         def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
+            self.writes += 1
+            if self.writes > room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.stream.write(data)
 
-    real_save = torch.save
-    monkeypatch.setattr(torch, "save", lambda obj, stream: real_save(obj, Full(stream)))
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: Full(real_fdopen(*args, **kwargs)))
     monkeypatch.setattr(files.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 512, 512))
     with pytest.raises(files.WriteError) as caught:
         files.save_checkpoint(tmp_path, dict(tick=3, weights=torch.zeros(1000)))
@@ -143,7 +158,25 @@ def test_a_refused_latest_falls_back_and_says_why_in_one_line(tmp_path):
         assert files.load_checkpoint(tmp_path, refuse=_other_lr) == dict(tick=1, lr=0.001)
     [warning] = caught
     assert str(warning.message) == (f"{tmp_path / files.CHECKPOINT} is from a run with other settings "
-                                    "(lr: stored 0.002, now 0.001); falling back to the previous checkpoint")
+                                    "(lr: stored 0.002, now 0.001); falling back to the previous checkpoint "
+                                    "(the latest kept as checkpoint.pt.refused)")
+    # The next write keeps the run's own previous checkpoint: the refused one was set aside, not rotated over it.
+    files.save_checkpoint(tmp_path, dict(tick=2, lr=0.001))
+    assert files.load_checkpoint(tmp_path, refuse=_other_lr) == dict(tick=2, lr=0.001)
+    assert torch.load(tmp_path / files.PREVIOUS_CHECKPOINT, weights_only=False) == dict(tick=1, lr=0.001)
+    assert torch.load(tmp_path / (files.CHECKPOINT + ".refused"), weights_only=False) == dict(tick=2, lr=0.002)
+
+
+def test_an_unreadable_latest_is_set_aside_when_the_run_falls_back(tmp_path):
+    files.save_checkpoint(tmp_path, dict(tick=1))
+    files.save_checkpoint(tmp_path, dict(tick=2))
+    (tmp_path / files.CHECKPOINT).write_bytes(b"torn")
+    with pytest.warns(UserWarning, match=r"is unreadable \(UnpicklingError\); falling back to the previous checkpoint "
+                                         r"\(the latest kept as checkpoint.pt.unreadable\)"):
+        assert files.load_checkpoint(tmp_path) == dict(tick=1)
+    files.save_checkpoint(tmp_path, dict(tick=2))
+    assert torch.load(tmp_path / files.PREVIOUS_CHECKPOINT, weights_only=False) == dict(tick=1)
+    assert (tmp_path / (files.CHECKPOINT + ".unreadable")).read_bytes() == b"torn"
 
 
 def test_no_checkpoint_of_this_run_stops_and_touches_nothing(tmp_path):

@@ -203,7 +203,7 @@ def test_checkpoint_warnings_are_one_line_without_python_source(toy, tmp_path):
     done = subprocess.run([sys.executable, "-m", "runners.cli", *argv], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     warnings_seen = [line for line in done.stderr.splitlines() if "checkpoint" in line]
-    assert warnings_seen == [f"warning: {latest} is unreadable (RuntimeError); falling back to the previous checkpoint"], done.stderr
+    assert warnings_seen == [f"warning: {latest} is unreadable (RuntimeError); falling back to the previous checkpoint (the latest kept as checkpoint.pt.unreadable)"], done.stderr
 
 
 def test_a_run_another_command_holds_but_has_not_started_is_not_a_success(toy, tmp_path, capsys):
