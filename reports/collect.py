@@ -8,6 +8,7 @@ report can always be written.
 """
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,12 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() or "."
 
 
+def _why(error: BaseException) -> str:
+    """'TypeName: message' on one line (a YAML parser's message spans several: its first line says what)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def _read_run(run_dir: Path, root: Path, problems: list):
     """(row dict, tick rows) of one run folder, or (None, []) when its config is unreadable."""
     name = _relative(run_dir, root)
@@ -70,15 +77,20 @@ def _read_run(run_dir: Path, root: Path, problems: list):
         if not isinstance(config, dict):
             raise ValueError("config.yaml is not a mapping")
     except Exception as error:  # a broken run folder is reported, never fatal
-        problems.append((name, f"config.yaml unreadable ({type(error).__name__}: {error})"))
+        problems.append((name, f"config.yaml unreadable ({_why(error)})"))
         return None, []
     experiment = _relative(run_dir.parent, root) if run_dir != root else "."
     row = dict(flatten_config(config), run_dir=str(run_dir), experiment=experiment, run=run_dir.name)
+    damaged = []
     try:
-        ticks = files.read_jsonl(run_dir / "metrics.jsonl")
+        with warnings.catch_warnings(record=True) as warned:  # listed below as a problem instead
+            warnings.simplefilter("always")
+            ticks = files.read_jsonl(run_dir / "metrics.jsonl", skipped=damaged)
     except Exception as error:
-        problems.append((name, f"metrics.jsonl unreadable ({type(error).__name__}: {error})"))
-        ticks = []
+        problems.append((name, f"metrics.jsonl unreadable ({_why(error)})"))
+        ticks, warned = [], []
+    if damaged and (warned or not ticks):  # read_jsonl warns unless the one damaged line is the last: a killed writer's trace
+        problems.append((name, f"metrics.jsonl: {len(damaged)} damaged line(s) skipped (line {damaged[0]} first)"))
     ticks = [dict(tick, run_dir=str(run_dir), experiment=experiment, run=run_dir.name) for tick in _checked_ticks(ticks, name, problems)]
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
@@ -89,7 +101,7 @@ def _read_run(run_dir: Path, root: Path, problems: list):
             if not isinstance(summary, dict):
                 raise ValueError("not a JSON object")
         except Exception as error:
-            problems.append((name, f"summary.json unreadable ({type(error).__name__}: {error})"))
+            problems.append((name, f"summary.json unreadable ({_why(error)})"))
             row.update(status="unreadable", reason="summary.json unreadable")
         else:
             summary = _checked_summary(summary, name, problems)
@@ -160,7 +172,7 @@ def _read_analyses(root: Path, problems: list, exclude=()) -> tuple:
                     raise ValueError("expected {'gamma': G, 'results': [...]}")
                 dirac.append(dict(entry, experiment=experiment))
         except Exception as error:
-            problems.append((_relative(path, root), f"unreadable ({type(error).__name__}: {error})"))
+            problems.append((_relative(path, root), f"unreadable ({_why(error)})"))
     for path in sorted(p for p in root.rglob("real/eval.json") if _outside(p, root, exclude)):
         try:
             content = files.read_json(path)
@@ -168,7 +180,7 @@ def _read_analyses(root: Path, problems: list, exclude=()) -> tuple:
                 raise ValueError("not a JSON object")
             real[_relative(path.parent.parent, root) if path.parent != root else "."] = content
         except Exception as error:
-            problems.append((_relative(path, root), f"unreadable ({type(error).__name__}: {error})"))
+            problems.append((_relative(path, root), f"unreadable ({_why(error)})"))
     return dirac, real
 
 

@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -168,8 +169,22 @@ def test_report_lists_garbage_under_problems_and_builds_the_rest(tmp_path):
         files.write_text(results / "toy" / run / "config.yaml", "model: toy_mlp\ndataset: ring8\nseed: 0\n")
         files.write_json(results / "toy" / run / "summary.json", summary)
         files.write_text(results / "toy" / run / "metrics.jsonl", metrics)
+    # a config.yaml that YAML cannot parse (a multi-line parser message), a metrics.jsonl of random bytes, a damaged
+    # middle line; a lone torn last line is a killed writer's normal trace and no problem
+    files.write_text(results / "toy" / "yaml" / "config.yaml", "model: [toy_mlp\nseed: {0\n")
+    for run, metrics in (("bytes", random.Random(0).randbytes(300).decode("latin-1").replace("\n", " ").replace("\r", " ")),
+                         ("middle", '{"tick": 1, "kimg": 0.32}\n{"tick": 2, "kim\n{"tick": 3, "kimg": 0.96}\n'),
+                         ("torn", '{"tick": 1, "kimg": 0.32}\n{"tick": 2, "ki')):
+        files.write_text(results / "toy" / run / "config.yaml", "model: toy_mlp\ndataset: ring8\nseed: 0\n")
+        files.write_text(results / "toy" / run / "metrics.jsonl", metrics)
     report = build_report(results, tmp_path / "report").read_text()
-    problems = report[report.index("## Problems"):]
+    problems = report[report.index("## Problems"):report.index("\n## ", report.index("## Problems") + 3)]
+    [yaml_line] = [line for line in problems.splitlines() if "toy/yaml" in line]
+    assert yaml_line.startswith("- `toy/yaml`: config.yaml unreadable (ParserError: ") or \
+        yaml_line.startswith("- `toy/yaml`: config.yaml unreadable (ScannerError: "), yaml_line
+    assert "- `toy/bytes`: metrics.jsonl: 1 damaged line(s) skipped (line 1 first)" in problems
+    assert "- `toy/middle`: metrics.jsonl: 1 damaged line(s) skipped (line 2 first)" in problems
+    assert "toy/torn" not in problems
     assert ("- `toy/bad`: summary.json: kimg is 'lots' (expected a number); wall_seconds is [1] (expected a number); "
             "device is 7 (expected text); metrics.coverage is 'high' (expected a number)") in problems
     assert "- `toy/bad`: metrics.jsonl row 2: kimg is 'x'; rows like it are left out" in problems
