@@ -344,6 +344,10 @@ def test_persistent_object_source_is_never_executed(tmp_path, capsys):
     err = _refused(capsys, tmp_path / "persistent.pkl", tmp_path / "out")
     assert "StyleGAN-style persistent class 'Generator'" in err
     assert not marker.exists() and "torch_utils.persistence" not in sys.modules
+    # a user who has the official code importable: the pickle's torch_utils.persistence is still never called
+    with fake_modules(**{"torch_utils": {}, "torch_utils.persistence": dict(_reconstruct_persistent_obj=_reconstruct_persistent_obj)}):
+        err = _refused(capsys, tmp_path / "persistent.pkl", tmp_path / "out")
+    assert "StyleGAN-style persistent class 'Generator'" in err and not marker.exists()
 
 
 def test_storage_bytes_payload_is_never_executed(tmp_path, capsys):
