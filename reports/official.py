@@ -35,11 +35,11 @@ PAPER = {
     "stackedmnist": dict(modes=1000, kl=0.029),
 }
 COLUMNS = (("fid", "FID", 2), ("precision", "Precision", 3), ("recall", "Recall", 3), ("kid", "KID", 4),
-           ("modes", "Modes", 0), ("kl", "KL", 3))
+           ("modes", "Modes", 0), ("kl", "KL", 3), ("fd_mnist_classifier", "FD (MNIST classifier)", 3))
 # The reference experiment that trains plain Config E on a data set (results/reference); its runs and its real-data
 # score stand beside an imported checkpoint. Only Stacked MNIST has one: the other presets are GPU work not run there.
 REFERENCE_FEEDS = {"stackedmnist": "table3"}
-SIDE_FILES = ("fid.json", "pr50k3.json", "kid50k.json", "eval-stackedmnist.json")
+SIDE_FILES = ("fid.json", "fd_mnist_classifier.json", "pr50k3.json", "kid50k.json", "eval-stackedmnist.json")
 
 
 def run_metrics(row) -> dict:
@@ -122,7 +122,9 @@ def official_checkpoints(results) -> list:
                         + [_cell(PAPER[preset].get(key), digits) for key, _, digits in COLUMNS])
     notes = ("Official checkpoints: `r3bench import-official` of a published network-snapshot.pkl; their metrics come "
              "from `r3bench fid`, `r3bench metric` and `r3bench eval-stackedmnist` run on the imported folder. "
-             "FID/KID: clean-fid Inception; precision/recall: VGG16, k = 3 (pr50k3), unless a file says otherwise.",
+             "FID/KID: clean-fid Inception; precision/recall: VGG16, k = 3 (pr50k3), unless a file says otherwise; "
+             "FD (MNIST classifier): the Frechet distance in our Stacked MNIST classifier's feature space "
+             "(`fid --features stackedmnist` or `eval-stackedmnist`), not comparable with FID.",
              "Reference rows: the committed evidence's Config E runs and real-data score on the same data set, when the "
              "report shows results/reference beside yours; only Stacked MNIST (table3) has them, since the other presets "
              "are GPU work that was not run for the reference.",)

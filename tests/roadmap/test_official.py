@@ -460,14 +460,16 @@ def test_evaluation_commands_and_report(mnist_root, tmp_path, capsys):
     files.write_json(results / "reference" / "table3" / "real" / "eval.json", dict(modes=1000, kl=0.0241, n=26000))
     assert main(["report", str(results), "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "tables" / "official-checkpoints.md").read_text()
-    assert "| real data (table3) | real data | stackedmnist | - | - | - | - | - | 1000 | 0.002 |" in table
+    assert "| real data (table3) | real data | stackedmnist | - | - | - | - | - | 1000 | 0.002 | - |" in table
     assert "| table3/E_seed0 | ours (Config E) | stackedmnist | 512.0 | - | - | - | - | 998 | 0.041 |" in table
     assert "| table3/E_seed1 | reference (Config E) | stackedmnist | 1200.0 | - | - | - | - | 1000 | 0.065 |" in table
-    assert "| real data (table3) | real data, reference | stackedmnist | - | - | - | - | - | 1000 | 0.024 |" in table
+    assert "| real data (table3) | real data, reference | stackedmnist | - | - | - | - | - | 1000 | 0.024 | - |" in table
     assert "groupnorm/" not in table
     row = next(line for line in table.splitlines() if line.startswith("| official/stackedmnist16"))
     assert "official checkpoint" in row and f"| {scored['modes']} |" in row and f"{scored['kl']:.3f}" in row
-    assert "| paper (stackedmnist) | paper | stackedmnist | - | - | - | - | - | 1000 | 0.029 |" in table
+    # FD: eval-stackedmnist's (n = 300) wins over the 64-sample `fid --features stackedmnist` file, as its modes do
+    assert row.endswith(f"| {scored['fd_mnist_classifier']:.3f} |") and f"{fd:.3f}" not in row
+    assert "| paper (stackedmnist) | paper | stackedmnist | - | - | - | - | - | 1000 | 0.029 | - |" in table
 
 
 def test_fine_tuning_starts_from_the_imported_weights(mnist_root, tmp_path, capsys, monkeypatch):
