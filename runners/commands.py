@@ -151,6 +151,12 @@ def run_experiment(args) -> int:
             print(f"    {plans.setdefault(_plan_key(c), rank_plan(c, resources))}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
+        from runners.launch import preflight
+
+        try:  # a plan may be made here for another machine (a paper scale for SLURM): said, not refused
+            preflight(specs, executor, resources)
+        except ConfigError as error:
+            print(f"note: run here with --executor {executor}, this would stop before any folder is written: {error}")
         return 0
     from runners.launch import preflight
 

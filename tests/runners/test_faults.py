@@ -117,6 +117,12 @@ def test_run_on_cuda_without_cuda_is_refused_before_any_folder(toy, tmp_path, ca
     assert capsys.readouterr().err == ("r3bench run: error: toy/seed0: device: 'cuda' "
                                        "requested but CUDA is not available on this machine\n")
     assert not out.exists()
+    # a dry run plans (perhaps for another machine) and says what the pre-flight here would refuse
+    assert main(["run", str(toy), "device=cuda", "--executor", "local", "--out", str(out), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "note: run here with --executor local, this would stop before any folder is written: "
+        "toy/seed0: device: 'cuda' requested but CUDA is not available on this machine")
+    assert not out.exists()
 
 
 def test_threads_beyond_the_cores_of_the_job_are_refused_before_any_folder(toy, tmp_path, capsys):
