@@ -88,7 +88,7 @@ def stability_table(runs: pd.DataFrame):
     return Table("stability", "Stability map: divergence rate per cell over seeds", header, pd.DataFrame(rows, columns=header),
                  notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median. "
                         f"Learnt: finished and met its data set's learning criterion ({_criteria_text(cells)}; reports/claims.yaml).",
-                        commits_note(commits_of(stability_runs(runs)))))
+                        *filter(None, [commits_note(commits_of(stability_runs(runs)))])))
 
 
 def _criteria_text(cells: pd.DataFrame) -> str:

@@ -266,14 +266,29 @@ def remove_leftovers(run_dir) -> list:
     return removed
 
 
-def load_checkpoint(run_dir, refuse=None):
+def _set_aside(path: Path, suffix: str) -> str:
+    """Rename `path` to `path + suffix` (`.1`, `.2`, ... after it when taken: an earlier one is never replaced); the new name."""
+    target, number = Path(str(path) + suffix), 0
+    while target.exists():
+        number += 1
+        target = Path(f"{path}{suffix}.{number}")
+    os.replace(path, target)
+    return target.name
+
+
+def load_checkpoint(run_dir, refuse=None, set_aside: bool = False):
     """Newest usable checkpoint of a run, or None. A corrupt or refused latest one falls back, with a warning.
 
     `refuse(state)` returns why a readable checkpoint is not this run's (e.g. "lr: stored 0.001, now
-    0.002"), or None to accept it. When no checkpoint is readable the run restarts from scratch: the
-    unreadable files are moved aside (`checkpoint.pt.unreadable`) so the new run does not overwrite
-    what may be recoverable. When a readable one was refused and none is usable, CheckpointRefused
-    is raised and nothing in the folder is touched.
+    0.002"), or None to accept it. When a readable one was refused and none is usable,
+    CheckpointRefused is raised and nothing in the folder is touched.
+
+    `set_aside`: the caller is the run's one writer, about to resume or restart it (the trainer's rank
+    0, under the folder's lock). A bad latest checkpoint it falls back from is then renamed
+    (`checkpoint.pt.refused` / `.unreadable`), so the next save does not rotate it over the run's own
+    previous checkpoint; and when none is readable, the unreadable files are renamed so the new run
+    does not overwrite what may be recoverable. Readers (evaluation, `init_from`, other ranks) leave
+    the folder as it is.
     """
     run_dir = Path(run_dir)
     unreadable, refused = [], []
@@ -291,23 +306,23 @@ def load_checkpoint(run_dir, refuse=None):
             refused.append(f"{path.name} is from a run with other settings ({why})")
             continue
         if unreadable or refused:
-            # The bad latest is moved aside: left in place, the next save would rotate it into checkpoint-previous.pt
-            # over this run's own previous checkpoint, leaving one checkpoint of the run until the write after.
-            suffix = UNREADABLE_SUFFIX if unreadable else REFUSED_SUFFIX
-            os.replace(run_dir / CHECKPOINT, run_dir / (CHECKPOINT + suffix))
             problem = f"is unreadable ({unreadable[0].split('(')[1].rstrip(')')})" if unreadable else refused[0].split(" ", 1)[1]
-            warnings.warn(f"{run_dir / CHECKPOINT} {problem}; falling back to the previous checkpoint "
-                          f"(the latest kept as {CHECKPOINT + suffix})")
+            kept = ""
+            if set_aside:  # left in place, the next save would rotate it over this run's own previous checkpoint
+                kept = f" (the latest kept as {_set_aside(run_dir / CHECKPOINT, UNREADABLE_SUFFIX if unreadable else REFUSED_SUFFIX)})"
+            warnings.warn(f"{run_dir / CHECKPOINT} {problem}; falling back to the previous checkpoint{kept}")
         return state
     if refused:
         raise CheckpointRefused(f"{run_dir}: {'; '.join(refused + [u.replace(' (', ' is unreadable (', 1) for u in unreadable])}; "
                                 "no checkpoint of this run to resume from (move it away, or --force to re-run from scratch)")
-    if unreadable:
+    if unreadable and set_aside:
         for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
             if (run_dir / name).exists():
-                os.replace(run_dir / name, run_dir / (name + UNREADABLE_SUFFIX))
+                _set_aside(run_dir / name, UNREADABLE_SUFFIX)
         warnings.warn(f"{run_dir}: no readable checkpoint ({', '.join(unreadable)}); the run restarts from scratch "
                       f"(unreadable files kept as *{UNREADABLE_SUFFIX})")
+    elif unreadable:
+        warnings.warn(f"{run_dir}: no readable checkpoint ({', '.join(unreadable)})")
     return None
 
 

@@ -431,7 +431,7 @@ def _restore(config: RunConfig, run_dir: Path, resolved: dict, networks: dict, o
     """
     if writer and run_dir.is_dir():
         files.remove_leftovers(run_dir)
-    checkpoint = files.load_checkpoint(run_dir, refuse=lambda state: _not_this_run(state, resolved, networks))
+    checkpoint = files.load_checkpoint(run_dir, refuse=lambda state: _not_this_run(state, resolved, networks), set_aside=writer)
     if checkpoint is not None:
         _load_state(checkpoint, networks, optimization, streams)
         if writer:

@@ -63,8 +63,11 @@ def test_a_torn_last_line_is_dropped_quietly(tmp_path, recwarn):
 def test_both_checkpoints_unreadable_restart_and_are_kept_aside(tmp_path):
     (tmp_path / files.CHECKPOINT).write_bytes(b"garbage")
     (tmp_path / files.PREVIOUS_CHECKPOINT).write_bytes(b"more garbage")
+    with pytest.warns(UserWarning, match=r"no readable checkpoint \(checkpoint.pt \(UnpicklingError\), "):
+        assert files.load_checkpoint(tmp_path) is None  # a reader (evaluation, init_from) leaves the folder alone
+    assert sorted(os.listdir(tmp_path)) == [files.PREVIOUS_CHECKPOINT, files.CHECKPOINT]
     with pytest.warns(UserWarning, match="restarts from scratch") as caught:
-        assert files.load_checkpoint(tmp_path) is None
+        assert files.load_checkpoint(tmp_path, set_aside=True) is None
     assert not any("falling back" in str(w.message) for w in caught)
     assert (tmp_path / "checkpoint.pt.unreadable").read_bytes() == b"garbage"
     assert (tmp_path / "checkpoint-previous.pt.unreadable").read_bytes() == b"more garbage"
@@ -155,7 +158,7 @@ def test_a_refused_latest_falls_back_and_says_why_in_one_line(tmp_path):
     files.save_checkpoint(tmp_path, dict(tick=1, lr=0.001))
     files.save_checkpoint(tmp_path, dict(tick=2, lr=0.002))
     with pytest.warns(UserWarning) as caught:
-        assert files.load_checkpoint(tmp_path, refuse=_other_lr) == dict(tick=1, lr=0.001)
+        assert files.load_checkpoint(tmp_path, refuse=_other_lr, set_aside=True) == dict(tick=1, lr=0.001)
     [warning] = caught
     assert str(warning.message) == (f"{tmp_path / files.CHECKPOINT} is from a run with other settings "
                                     "(lr: stored 0.002, now 0.001); falling back to the previous checkpoint "
@@ -171,12 +174,17 @@ def test_an_unreadable_latest_is_set_aside_when_the_run_falls_back(tmp_path):
     files.save_checkpoint(tmp_path, dict(tick=1))
     files.save_checkpoint(tmp_path, dict(tick=2))
     (tmp_path / files.CHECKPOINT).write_bytes(b"torn")
+    (tmp_path / (files.CHECKPOINT + ".unreadable")).write_bytes(b"older")  # an earlier one is kept too
+    with pytest.warns(UserWarning, match=r"is unreadable \(UnpicklingError\); falling back to the previous checkpoint$"):
+        assert files.load_checkpoint(tmp_path) == dict(tick=1)  # a reader: nothing renamed
+    assert (tmp_path / files.CHECKPOINT).read_bytes() == b"torn"
     with pytest.warns(UserWarning, match=r"is unreadable \(UnpicklingError\); falling back to the previous checkpoint "
-                                         r"\(the latest kept as checkpoint.pt.unreadable\)"):
-        assert files.load_checkpoint(tmp_path) == dict(tick=1)
+                                         r"\(the latest kept as checkpoint.pt.unreadable.1\)"):
+        assert files.load_checkpoint(tmp_path, set_aside=True) == dict(tick=1)
     files.save_checkpoint(tmp_path, dict(tick=2))
     assert torch.load(tmp_path / files.PREVIOUS_CHECKPOINT, weights_only=False) == dict(tick=1)
-    assert (tmp_path / (files.CHECKPOINT + ".unreadable")).read_bytes() == b"torn"
+    assert (tmp_path / (files.CHECKPOINT + ".unreadable.1")).read_bytes() == b"torn"
+    assert (tmp_path / (files.CHECKPOINT + ".unreadable")).read_bytes() == b"older"
 
 
 def test_no_checkpoint_of_this_run_stops_and_touches_nothing(tmp_path):
