@@ -87,9 +87,7 @@ def convergence_tables(results) -> list:
 
 def _toy_runs(runs: pd.DataFrame, datasets, lazy=(1, 8)) -> pd.DataFrame:
     """The finished toy runs on `datasets` at gamma 1 with a lazy interval in `lazy`: what plot_dirac_toys draws."""
-    part = runs[feeds_mask(runs, *TOY_FEEDS) & select_mask(runs, dict(gamma=1.0))] if len(runs) else runs
-    part = part[part["dataset"].isin(list(datasets)) & pd.to_numeric(part["lazy_interval"], errors="coerce").isin(list(lazy))] \
-        if len(part) else part
+    part = runs[feeds_mask(runs, *TOY_FEEDS) & select_mask(runs, dict(dataset=tuple(datasets), gamma=1.0, lazy_interval=tuple(lazy)))]
     return part[part["status"].eq("completed")] if len(part) else part
 
 

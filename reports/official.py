@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.registry import register_table
-from reports.staleness import commits_note, commits_of
+from reports.staleness import commits_notes
 from reports.tables import Cell, Table
 from roadmap import files
 
@@ -108,10 +108,8 @@ def official_checkpoints(results) -> list:
                 rows.append([Cell(text=f"{row['experiment']}/{row['run']}"), Cell(text=label), Cell(text=dataset),
                              _cell(kimg, 1)] + [_cell(metrics.get(key), digits) for key, _, digits in COLUMNS])
         if dataset == "stackedmnist":  # real samples scored alike (`eval-stackedmnist --real`), yours then the reference's
-            real_sets = [("real data", results.real or {})]
-            if results.reference is not None:
-                real_sets.append(("real data, reference", {feeds: (results.reference.real or {}).get(feeds)}
-                                  if (results.reference.real or {}).get(feeds) else {}))
+            theirs = (results.reference.real or {}) if results.reference is not None else {}
+            real_sets = [("real data", results.real or {}), ("real data, reference", {k: v for k, v in theirs.items() if k == feeds})]
             for source, real_set in real_sets:
                 for experiment, real in sorted(real_set.items()):
                     rows.append([Cell(text=f"real data ({experiment})"), Cell(text=source), Cell(text=dataset), Cell(text="-")]
@@ -128,7 +126,6 @@ def official_checkpoints(results) -> list:
              "Reference rows: the committed evidence's Config E runs and real-data score on the same data set, when the "
              "report shows results/reference beside yours; only Stacked MNIST (table3) has them, since the other presets "
              "are GPU work that was not run for the reference.",)
-    note = commits_note(commits_of(pd.concat(shown))) if shown else ""
-    notes += ((note,) if note else ())
+    notes += commits_notes(pd.concat(shown)) if shown else ()
     return [Table("official-checkpoints", "Official R3GAN checkpoints beside our Config E runs and the paper", header,
                   pd.DataFrame(rows, columns=header), notes=notes, align="llll" + "r" * len(COLUMNS))]

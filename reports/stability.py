@@ -21,7 +21,7 @@ from reports.registry import register_table
 from reports.scoreboard import learning_criterion, run_failures
 from reports.sections import Bullets, Figure, Section
 from reports.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, holm, minimum_discordant
-from reports.staleness import commits_note, commits_of
+from reports.staleness import commits_notes, commits_of
 from reports.stats import bootstrap_interval, paired_binary_test, wilson_interval
 from reports.tables import Cell, Table
 
@@ -88,7 +88,7 @@ def stability_table(runs: pd.DataFrame):
     return Table("stability", "Stability map: divergence rate per cell over seeds", header, pd.DataFrame(rows, columns=header),
                  notes=("Wilson score interval for rates; percentile bootstrap (2,000 resamples, seed 0) for the median. "
                         f"Learnt: finished and met its data set's learning criterion ({_criteria_text(cells)}; reports/claims.yaml).",
-                        *filter(None, [commits_note(commits_of(stability_runs(runs)))])))
+                        *commits_notes(stability_runs(runs))))
 
 
 def _criteria_text(cells: pd.DataFrame) -> str:

@@ -57,6 +57,12 @@ def commits_note(commits) -> str:
     return f"Runs from commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}." if commits else ""
 
 
+def commits_notes(runs: pd.DataFrame) -> tuple:
+    """A table's notes for its runs' commits: (the commits_note,), or () when none recorded one."""
+    note = commits_note(commits_of(runs))
+    return (note,) if note else ()
+
+
 def stale_note(count: int, total: int) -> str:
     return f"{STALE_NOTE}: {count} of {total} runs computed by code whose fingerprint differs from this code's (or have none)"
 

@@ -22,7 +22,7 @@ import yaml
 
 from reports.collect import metric_values
 from reports.registry import register_table
-from reports.staleness import commits_note, commits_of, stale_note
+from reports.staleness import commits_notes, stale_note
 from reports.stats import mean_ci
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
@@ -258,8 +258,8 @@ def build_table(runs: pd.DataFrame, spec: TableSpec) -> Table:
                     cells.append(summarize(selected, metric))
             cells += [_as_cell(row.extra.get(column, "")) for column in spec.extra_columns]
             rows.append(cells)
-    note = commits_note(commits_of(pd.concat(drawn)) if drawn else ())
-    return Table(spec.name, spec.caption, header, pd.DataFrame(rows, columns=header), tuple(spec.notes) + ((note,) if note else ()))
+    notes = tuple(spec.notes) + (commits_notes(pd.concat(drawn)) if drawn else ())
+    return Table(spec.name, spec.caption, header, pd.DataFrame(rows, columns=header), notes)
 
 
 # Renderers.

@@ -132,7 +132,7 @@ def _plan_key(config) -> str:
 
 def run_experiment(args) -> int:
     from runners.experiment import analyses_of
-    from runners.launch import launch
+    from runners.launch import launch, preflight
     from runners.run_folder import run_state
     from runners.summary import print_summary
 
@@ -151,15 +151,11 @@ def run_experiment(args) -> int:
             print(f"    {plans.setdefault(_plan_key(c), rank_plan(c, resources))}")
         for name, options, folder in analyses_of(experiment, root):
             print(f"  analysis {name} {options} -> {folder}")
-        from runners.launch import preflight
-
         try:  # a plan may be made here for another machine (a paper scale for SLURM): said, not refused
             preflight(specs, executor, resources)
         except ConfigError as error:
             print(f"note: run here with --executor {executor}, this would stop before any folder is written: {error}")
         return 0
-    from runners.launch import preflight
-
     preflight(specs, executor, resources)  # CUDA, threads: before any folder is written
     check_output_root(root)
     from roadmap.outcome import git_commit
